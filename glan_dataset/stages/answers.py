@@ -23,21 +23,11 @@ def answer_request(question: QuestionRow, settings: GenerationSettings, prompts:
 
 
 def make_record(question: QuestionRow, answer: str, answer_model: str, prompt_version: str) -> Record:
+    """The question row's provenance columns carried over as they are, plus what the answer step adds."""
     return Record(
-        id=question.id,
-        field=question.field,
-        subfield=question.subfield,
-        discipline=question.discipline,
-        subject=question.subject,
-        level=question.level,
-        subtopics=question.subtopics,
-        sessions=question.sessions,
-        key_concepts=question.key_concepts,
-        strategy=question.strategy,
-        question=question.question,
+        **question.model_dump(include=set(Record.model_fields)),
         answer=answer,
         messages=[Message(role="user", content=question.question), Message(role="assistant", content=answer)],
-        question_model=question.question_model,
         answer_model=answer_model,
         prompt_version=prompt_version,
     )
