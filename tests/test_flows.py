@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+import glan_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "glan_dataset"
@@ -54,3 +58,19 @@ def test_flows_are_listed() -> None:
 
     for name in ("generate", "decontaminate", "publish", "build", "merge_runs", "demo", "prepare"):
         assert callable(getattr(flows, name)) and name in flows.__all__
+
+
+def test_the_public_api_is_listed_and_imports_lazily() -> None:
+    code = (
+        "import sys, glan_dataset\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'polars', 'datasets', 'pydantic', 'openai'})\n"
+        "assert not heavy, heavy\n"
+        "missing = [n for n in glan_dataset.__all__ if getattr(glan_dataset, n, None) is None]\n"
+        "assert not missing, missing\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Python API") :].split("\n## ", 1)[0]
+    unlisted = [name for name in glan_dataset.__all__ if name != "__version__" and name not in section]
+    assert not unlisted, f"README's Python API section misses {unlisted}"
