@@ -86,6 +86,18 @@ def discipline_contexts(taxonomy: Taxonomy, config: str) -> list[DisciplineConte
     ]
 
 
+def check_steps(steps: Sequence[Step], settings: GenerationSettings) -> None:
+    """Each step writes its own stage folder and each call has its own name (progress, costs and
+    failures are kept by call name); a step reads what an earlier step writes, or an existing folder."""
+    seen: dict[str, str] = {}
+    for step in steps:
+        names = [f"stage folder {step.writes!r}"] + [f"call name {call.name!r}" for call in step.calls(settings)]
+        for name in names:
+            if name in seen:
+                raise ValueError(f"{type(step).__name__} and {seen[name]} share the {name}; give each its own")
+            seen[name] = type(step).__name__
+
+
 class Pipeline:
     """One invocation of ``glan generate`` on a run directory."""
 
@@ -110,6 +122,7 @@ class Pipeline:
         if shard is not None:  # every N-th discipline of the config, in taxonomy order (stable across machines)
             index, count = shard
             self.contexts = self.contexts[index::count]
+        check_steps(steps, settings)
         self.stages = [step.writes for step in steps]  # every stage folder, made by this run or not
         self.steps = [step for step in steps if step.enabled(settings)]
         prompt_names = [name for step in self.steps for name in step.prompt_names(settings)]

@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from glan_dataset.llm import ChatRequest, ChatResult, LLMEngine, PriceTable
+from glan_dataset.llm import ChatRequest, ChatResult, EngineConfig, LLMEngine, PriceTable
 from glan_dataset.pipeline import discipline_contexts, generate
 from glan_dataset.plan import plan_generation
 from glan_dataset.prompts import PromptLibrary
@@ -142,3 +142,18 @@ def test_run_json_counts_of_earlier_versions_still_read() -> None:
     assert counts.records == 11 and counts.failures == 1 and counts["syllabi"] == 3
     assert counts.model_dump() == old  # written back in the same order, so the card lists stages in order
     assert StageCounts().records == 0
+
+
+def test_two_steps_may_not_share_a_stage_folder_or_a_call_name(tmp_path: Path) -> None:
+    class Shadow(VerdictStep):
+        writes = "records"
+
+    class SameName(VerdictStep):
+        name = "answer"
+
+    for step in (Shadow(), SameName()):
+        with pytest.raises(ValueError, match="share the"):
+            generate(
+                tmp_path / "run", tiny_settings(), EngineConfig(base_url="http://127.0.0.1:9/v1"), steps=(*STEPS, step)
+            )
+    assert not (tmp_path / "run").exists()
