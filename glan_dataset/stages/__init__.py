@@ -25,6 +25,11 @@ How the next steps plug in (one new module plus one line in ``STEPS`` each):
   returning it one message longer, and ``enabled`` is ``turns > 1``. Every call is cached per unit,
   so a kill in the middle of turn 2 repays nothing.
 
+What such a step needs besides its module: its prompt template in ``prompts/`` (one file), and, if it
+has knobs (the judge's model, ``--turns``), a field in ``GenerationSettings`` with its CLI flag; the
+loop, resume, cache, failures, costs, progress, ``glan plan`` and the run.json counts need nothing.
+``generate(..., steps=[*STEPS, JudgeStep()])`` runs a step without editing the list at all.
+
 Steps are stateless: one instance serves every run (settings arrive in the ``StepContext``).
 """
 
