@@ -25,6 +25,7 @@ from glan_dataset.records import Record
 from glan_dataset.rundir import RunDir
 from glan_dataset.settings import RunManifest, StageCounts
 from glan_dataset.stages import STAGES, STEPS, Reject, Step, StepContext
+from glan_dataset.stages.answers import AnswersStep
 from glan_dataset.stages.store import StageStore
 from glan_dataset.taxonomy import load_taxonomy
 from glan_dataset.testing.openai_server import FakeOpenAIServer
@@ -157,3 +158,28 @@ def test_two_steps_may_not_share_a_stage_folder_or_a_call_name(tmp_path: Path) -
                 tmp_path / "run", tiny_settings(), EngineConfig(base_url="http://127.0.0.1:9/v1"), steps=(*STEPS, step)
             )
     assert not (tmp_path / "run").exists()
+
+
+def test_a_discipline_is_read_when_the_engine_reaches_it_and_written_when_complete(
+    tmp_path: Path, openai_server: FakeOpenAIServer
+) -> None:
+    """Memory holds a few disciplines: each discipline's questions are read only once the engine has
+    pulled every unit before them, and by then the disciplines two back are already written."""
+    run = tmp_path / "run"
+    written_when_opened: dict[str, set[str]] = {}
+
+    class WatchedAnswers(AnswersStep):
+        def sources(self, context: StepContext, store: StageStore) -> Iterator[Any]:
+            written_when_opened[context.slug] = {p.stem for p in (run / "records").glob("*.parquet")}
+            yield from super().sources(context, store)
+
+    steps = (*STEPS[:3], WatchedAnswers())
+    generate(
+        run, tiny_settings(config="all"), engine_config(openai_server, concurrency=1),
+        taxonomy_path=TINY_TAXONOMY, quiet=True, steps=steps,
+    )  # fmt: skip
+    order = list(written_when_opened)
+    assert order == ["physics", "chemistry", "biology", "logic"]
+    for index, discipline in enumerate(order):
+        assert written_when_opened[discipline] >= set(order[: max(0, index - 1)]), discipline
+    assert not written_when_opened["physics"] and len(list((run / "records").glob("*.parquet"))) == 4
