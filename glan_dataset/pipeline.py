@@ -30,7 +30,7 @@ from glan_dataset.prompts import PromptLibrary
 from glan_dataset.records import polars_schema_of
 from glan_dataset.rundir import RunDir, write_json_atomic, write_text_atomic
 from glan_dataset.settings import GenerationSettings, RunManifest, StageCounts
-from glan_dataset.stages import STEPS
+from glan_dataset.stages import STEPS, prompt_names
 from glan_dataset.stages.base import Call, DisciplineContext, Reject, Step, StepContext
 from glan_dataset.stages.store import StageStore, fingerprint
 from glan_dataset.taxonomy import Taxonomy, load_taxonomy
@@ -125,8 +125,7 @@ class Pipeline:
         check_steps(steps, settings)
         self.stages = [step.writes for step in steps]  # every stage folder, made by this run or not
         self.steps = [step for step in steps if step.enabled(settings)]
-        prompt_names = [name for step in self.steps for name in step.prompt_names(settings)]
-        self.prompts = PromptLibrary(prompts_dir, list(dict.fromkeys(prompt_names)))
+        self.prompts = PromptLibrary(prompts_dir, prompt_names(settings, steps))
         self.store = StageStore(self.rundir)
         self.console = Console(stderr=True, quiet=quiet)
         self.quiet = quiet

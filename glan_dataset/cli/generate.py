@@ -123,6 +123,7 @@ def plan_command(
     from glan_dataset.pipeline import discipline_contexts
     from glan_dataset.plan import plan_generation
     from glan_dataset.prompts import PromptLibrary
+    from glan_dataset.stages import prompt_names
     from glan_dataset.taxonomy import load_taxonomy
 
     settings = GenerationOptions(
@@ -130,7 +131,9 @@ def plan_command(
     ).settings()
     contexts = discipline_contexts(load_taxonomy(taxonomy), config)
     prices = PriceTable.parse(price or [])
-    plan = plan_generation(settings, contexts, PromptLibrary(prompts), prices, batch=mode == "batch")
+    plan = plan_generation(
+        settings, contexts, PromptLibrary(prompts, prompt_names(settings)), prices, batch=mode == "batch"
+    )
     table = Table(
         title=f"glan plan --config {config}: {plan.disciplines} discipline(s), ~{plan.subjects_per_discipline} subjects each",
         box=box.SIMPLE_HEAD,

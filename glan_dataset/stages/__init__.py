@@ -35,6 +35,9 @@ Steps are stateless: one instance serves every run (settings arrive in the ``Ste
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from glan_dataset.settings import GenerationSettings
 from glan_dataset.stages.answers import AnswersStep
 from glan_dataset.stages.base import Call, DisciplineContext, Reject, Step, StepContext
 from glan_dataset.stages.questions import QuestionsStep
@@ -47,4 +50,11 @@ STEPS: tuple[Step, ...] = (SubjectsStep(), SyllabusStep(), QuestionsStep(), Answ
 STAGES: tuple[str, ...] = tuple(step.writes for step in STEPS)
 """The run directory's stage folders, in order (``RUN/<stage>/<discipline>.parquet``)."""
 
-__all__ = ["STAGES", "STEPS", "Call", "DisciplineContext", "Reject", "Step", "StepContext"]
+
+def prompt_names(settings: GenerationSettings, steps: Sequence[Step] = STEPS) -> list[str]:
+    """The templates the enabled steps use, in call order, each once (what a generation loads)."""
+    names = [name for step in steps if step.enabled(settings) for name in step.prompt_names(settings)]
+    return list(dict.fromkeys(names))
+
+
+__all__ = ["STAGES", "STEPS", "Call", "DisciplineContext", "Reject", "Step", "StepContext", "prompt_names"]
