@@ -226,30 +226,23 @@ class GlanDataset(datasets.GeneratorBasedBuilder):
 
     # ------------------------------------------------------------------ pipeline
     def prepare_run(self) -> list[str]:
-        """Generate (or resume) and decontaminate the config's disciplines; return their slugs."""
-        from glan_dataset.decontamination import DecontaminationSettings, decontaminate_run
-        from glan_dataset.pipeline import generate, resolve_taxonomy
+        """Generate (or resume) and decontaminate the config's disciplines, as ``glan build`` does
+        (``glan_dataset.flows.prepare``); return the slugs of those with records."""
+        from glan_dataset import flows
         from glan_dataset.settings import GenerationSettings
 
         settings = GenerationSettings.model_validate({**self.generation_values, "config": self.config.name})
-        generate(
+        prepared = flows.prepare(
             self.run.root,
             settings,
             self.engine_config,
             taxonomy_path=self.taxonomy_path,
             prompts_dir=self.prompts_dir,
-            quiet=self.quiet,
+            decontamination_settings=self.decontamination_settings,
             demo=self.demo,
+            quiet=self.quiet,
         )
-        selected = [d.slug for d in resolve_taxonomy(self.run, None).select(self.config.name)]
-        disciplines = [d for d in selected if self.run.records_file(d).exists()]
-        if not disciplines:
-            return []
-        decon = self.decontamination_settings
-        if decon is None or isinstance(decon, dict):
-            decon = DecontaminationSettings(**(decon or {}))
-        decontaminate_run(self.run.root, decon, disciplines=disciplines)
-        return disciplines
+        return prepared.disciplines
 
 
 def _engine_config(engine_config: Any, base_url: str | None, api_key: str | None, quiet: bool) -> Any:

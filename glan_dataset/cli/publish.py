@@ -128,9 +128,9 @@ def publish_command(
 
     The Hub token comes from HF_TOKEN or `hf auth login`; it is never printed or written.
     """
-    from glan_dataset.publishing.publish import publish_run
+    from glan_dataset import flows
 
-    publish_run(
+    flows.publish(
         run,
         to,
         license=license,
@@ -197,7 +197,7 @@ def build_command(
     With --dry-run the generation and decontamination still run (they are resumable); only the
     publish step writes nothing.
     """
-    from glan_dataset.publishing.build import build
+    from glan_dataset import flows
 
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio,
@@ -207,7 +207,7 @@ def build_command(
         base_url, concurrency, timeout, max_attempts, rpm, tpm, mode, cache_ignore_params, price, quiet
     )
     decontamination = _decontamination_settings(benchmarks, benchmark_file, require_all, no_hub, quiet)
-    build(
+    flows.build(
         out,
         settings,
         engine.config(),
@@ -239,9 +239,9 @@ def demo_command(
     Shows the run directory, the published repository layout and its card before you spend money
     on a real endpoint. Nothing here is real data.
     """
-    from glan_dataset.publishing.demo import run_demo
+    from glan_dataset import flows
 
-    run_demo(to, config=config, console=Console())
+    flows.demo(to, config=config, console=Console())
 
 
 def _decontamination_settings(

@@ -1,4 +1,4 @@
-"""Stage 4: homework questions.
+"""Step 3: homework questions, one call per question (a question that comes back empty is a failed unit).
 
 Each question is about a *sample* of the syllabus, drawn without any LLM call:
 
@@ -14,14 +14,17 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from glan_dataset.llm import ChatRequest
-from glan_dataset.prompts import PromptLibrary
-from glan_dataset.records import QuestionRow, QuestionSample, Strategy, SubjectRow, SyllabusRow
+from glan_dataset.llm import ChatRequest, ChatResult
+from glan_dataset.records import ClassSession, QuestionRow, QuestionSample, Strategy, SubjectRow, SyllabusRow
 from glan_dataset.settings import GenerationSettings
-from glan_dataset.stages.base import DisciplineContext, unit_key
+from glan_dataset.stages.base import Reject, Step, StepContext, filler
 
 MAX_CONCEPTS = 5
+# Class sessions of a typical syllabus (glan plan's representative question prompt).
+TYPICAL_SESSIONS = 18
 
 
 def sample_rng(seed: int, discipline: str, subject_id: str, index: int) -> random.Random:
@@ -68,33 +71,74 @@ def sample_questions(syllabus: SyllabusRow, count: int, multi_session_ratio: flo
     return [sample_question(syllabus, index, multi_session_ratio, seed) for index in range(count)]
 
 
-def question_request(
-    context: DisciplineContext,
-    syllabus: SyllabusRow,
-    sample: QuestionSample,
-    settings: GenerationSettings,
-    prompts: PromptLibrary,
-) -> ChatRequest:
-    sampling = settings.generation_sampling
-    return ChatRequest(
-        key=unit_key(context.slug, "question", sample.subject_id, sample.sample_index),
-        stage="question",
-        model=settings.model,
-        messages=prompts.render(
-            "question",
-            subject=syllabus.subject,
-            level=syllabus.level,
-            syllabus=syllabus.sessions,
-            sessions=sample.sessions,
-            session_numbers=[i + 1 for i in sample.session_indices],
-            key_concepts=sample.key_concepts,
-            **context.prompt_context(),
-        ),
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        max_tokens=sampling.max_tokens,
-        sample_index=sample.sample_index,
-    )
+class QuestionsStep(Step[QuestionSample]):
+    """``questions_per_subject`` seeded samples per syllabus of ``syllabi``, one question call each."""
+
+    name = "question"
+    prompt = "question"
+    typical_completion_tokens = 120
+    reads = "syllabi"
+    writes = "questions"
+    source_model = SyllabusRow
+    row_model = QuestionRow
+
+    def fingerprint(self, context: StepContext) -> dict[str, Any]:
+        s = context.settings
+        return {
+            "model": s.model,
+            "generation": s.generation_sampling,
+            "per_subject": s.questions_per_subject,
+            "ratio": s.multi_session_ratio,
+            "seed": s.seed,
+            "prompts": [context.prompts[name].version for name in self.prompt_names(s)],
+        }
+
+    def row_id(self, row: QuestionRow) -> str:
+        return row.id
+
+    def units(self, settings: GenerationSettings, upstream_rows: int) -> int:
+        return upstream_rows * settings.questions_per_subject
+
+    def requests(
+        self, context: StepContext, sources: Iterable[SyllabusRow]
+    ) -> Iterator[tuple[QuestionSample, ChatRequest]]:
+        s = context.settings
+        for syllabus in sources:
+            for sample in sample_questions(syllabus, s.questions_per_subject, s.multi_session_ratio, s.seed):
+                messages = context.render(
+                    self.prompt,
+                    subject=syllabus.subject,
+                    level=syllabus.level,
+                    syllabus=syllabus.sessions,
+                    sessions=sample.sessions,
+                    session_numbers=[i + 1 for i in sample.session_indices],
+                    key_concepts=sample.key_concepts,
+                )
+                request = self.request(
+                    context, sample.subject_id, sample.sample_index, messages=messages, sample_index=sample.sample_index
+                )
+                yield sample, request
+
+    def parse(self, context: StepContext, source: QuestionSample, result: ChatResult) -> QuestionRow | Reject:
+        question = clean_question(result.text)
+        if not question:
+            return Reject("the model returned an empty question")
+        return question_row(source, question, result.model or self.model(context.settings))
+
+    def plan_messages(self, context: StepContext) -> list[dict[str, str]]:
+        syllabus = [
+            ClassSession(name="Session title", description=filler(30), key_concepts=["concept one"] * 5)
+            for _ in range(TYPICAL_SESSIONS)
+        ]
+        return context.render(
+            self.prompt,
+            subject="Subject name",
+            level="undergraduate",
+            syllabus=syllabus,
+            sessions=["Session title"],
+            session_numbers=[3],
+            key_concepts=["concept one", "concept two", "concept three"],
+        )
 
 
 _PREAMBLE = re.compile(r"^\s*(\*\*)?\s*(homework\s+)?question\s*(\d+)?\s*[:.]\s*(\*\*)?\s*", re.IGNORECASE)
