@@ -13,6 +13,7 @@ from glan_dataset.publishing.split import (
     held_out_ids,
     holdout_size,
     iter_clean_splits,
+    sorted_words,
     split_discipline,
 )
 from glan_dataset.records import record_polars_schema
@@ -178,3 +179,13 @@ def test_the_card_counts_removals_per_discipline_and_in_total(tmp_path):
     card = render_card(CardInputs(staged=staged, run={}, decontamination=None, releases=[], dataset_id="org/glan"))
     assert "a test question of the same discipline: **0** removed;" in card
     assert "a test question of another discipline: **1** removed (`mathematics`: 1)." in card
+
+
+def test_sorted_words_ratio_is_token_sort_ratio():
+    from rapidfuzz import fuzz
+
+    rng = random.Random(1)
+    vocab = "the of a energy photon derivative velocity 2 3t find explain why".split()
+    for _ in range(2000):
+        a, b = (normalize(" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 15)))) for _ in range(2))
+        assert fuzz.ratio(sorted_words(a), sorted_words(b)) == fuzz.token_sort_ratio(a, b)

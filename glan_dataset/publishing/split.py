@@ -19,7 +19,8 @@ Both splits are sorted by ``id`` so identical rows always give identical parquet
 Memory: a publish reads the clean files twice, one discipline at a time: first only the ids (and
 the held-out rows' questions) to build the index of every test question (~6,300 for the paper's
 126 x 50: a few MB), then each discipline whole, as before. So the peak stays one discipline's
-records plus that index, and its MinHash signatures (8 bytes x 96 per train record).
+records plus that index, plus for the LSH pass one u64 per word of its train questions and 16 band
+keys per train question (~0.5 KB each with the join frame: ~40 MB for a 80k-record discipline).
 """
 
 from __future__ import annotations
@@ -90,6 +91,12 @@ def lsh_band_keys(normalized: list[str]) -> np.ndarray:
     return keys
 
 
+def sorted_words(normalized: str) -> str:
+    """The words of a normalized question in sorted order: ``fuzz.ratio`` of two of these is
+    ``fuzz.token_sort_ratio`` of the questions, without sorting again for every pair (2x faster)."""
+    return " ".join(sorted(normalized.split()))
+
+
 def _bucket_frame(keys: np.ndarray, doc_column: str) -> pl.DataFrame:
     n = keys.shape[0]
     return pl.DataFrame(
@@ -107,18 +114,18 @@ class HeldOutIndex:
 
     disciplines: list[str]
     ids: list[str]
-    questions: list[str]
+    questions: list[str]  # normalized, words sorted (:func:`sorted_words`)
     buckets: pl.DataFrame  # test (row in the lists above), band, key
 
     @classmethod
     def build(cls, tests: list[tuple[str, str, str]]) -> HeldOutIndex:
         """From ``(discipline, id, question)`` triples of the test split (the question as written)."""
-        normalized = [normalize(q) for _, _, q in tests]
+        questions = [sorted_words(normalize(q)) for _, _, q in tests]
         return cls(
             disciplines=[d for d, _, _ in tests],
             ids=[i for _, i, _ in tests],
-            questions=normalized,
-            buckets=_bucket_frame(lsh_band_keys(normalized), "test"),
+            questions=questions,
+            buckets=_bucket_frame(lsh_band_keys(questions), "test"),
         )
 
     def __len__(self) -> int:
@@ -133,7 +140,8 @@ class HeldOutIndex:
 
         if not normalized or not len(self):
             return {}
-        train = _bucket_frame(lsh_band_keys(normalized), "row")
+        questions = [sorted_words(q) for q in normalized]
+        train = _bucket_frame(lsh_band_keys(questions), "row")
         pairs = (
             train.join(self.buckets, on=["band", "key"], how="inner").select("row", "test").unique().sort("row", "test")
         )
@@ -142,7 +150,7 @@ class HeldOutIndex:
             other = self.disciplines[test]
             if row in found or other == discipline:
                 continue
-            if fuzz.token_sort_ratio(normalized[row], self.questions[test]) >= threshold:
+            if fuzz.ratio(questions[row], self.questions[test]) >= threshold:  # = token_sort_ratio
                 found[row] = other
         return found
 
@@ -212,9 +220,14 @@ def split_discipline(
     removed = 0
     train_q = [normalize(q) for q in train.get_column("question").to_list()]
     if test.height and train.height:
-        test_q = [normalize(q) for q in test.get_column("question").to_list()]
-        scores = process.cdist(
-            train_q, test_q, scorer=fuzz.token_sort_ratio, score_cutoff=threshold, dtype="float32", workers=1
+        test_q = [sorted_words(normalize(q)) for q in test.get_column("question").to_list()]
+        scores = process.cdist(  # fuzz.ratio of sorted words = token_sort_ratio
+            [sorted_words(q) for q in train_q],
+            test_q,
+            scorer=fuzz.ratio,
+            score_cutoff=threshold,
+            dtype="float32",
+            workers=1,
         )
         keep = (scores.max(axis=1) < threshold).tolist()
         removed = keep.count(False)
