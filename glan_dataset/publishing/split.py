@@ -19,8 +19,9 @@ Both splits are sorted by ``id`` so identical rows always give identical parquet
 Memory: a publish reads the clean files twice, one discipline at a time: first only the ids (and
 the held-out rows' questions) to build the index of every test question (~6,300 for the paper's
 126 x 50: a few MB), then each discipline whole, as before. So the peak stays one discipline's
-records plus that index, plus for the LSH pass one u64 per word of its train questions and 16 band
-keys per train question (~0.5 KB each with the join frame: ~40 MB for a 80k-record discipline).
+records plus that index, plus for the LSH pass 16 band keys per train question (~0.3 KB each with
+the join frame), its sorted-word copies, and the words of 8,192 questions at a time: measured here,
++140 MB peak for a discipline of 80k questions of ~60 words.
 """
 
 from __future__ import annotations
@@ -63,31 +64,36 @@ def _lsh_permutations() -> tuple[np.ndarray, np.ndarray]:
     return multipliers, offsets
 
 
+LSH_CHUNK = 8192
+"""Questions hashed at once: bounds the exploded word lists (~25 bytes a word) whatever the discipline's size."""
+
+
 def lsh_band_keys(normalized: list[str]) -> np.ndarray:
     """One u64 bucket key per (question, band): shape ``(len(normalized), LSH_BANDS)``.
 
     ``normalized`` are questions already passed through :func:`glan_dataset.text.normalize`. Keys
     are compared only within one process (polars hashes are stable within a version, never stored).
     """
-    if not normalized:
-        return np.empty((0, LSH_BANDS), dtype=np.uint64)
-    words = pl.Series(normalized, dtype=pl.String).str.split(" ").list.unique()
-    lengths = words.list.len().to_numpy()  # >= 1: "" splits into [""]
-    values = words.explode().hash(seed=_HASH_SEED).to_numpy()
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-    multipliers, offsets = _lsh_permutations()
     keys = np.empty((len(normalized), LSH_BANDS), dtype=np.uint64)
-    permuted = np.empty_like(values)  # one buffer for every permutation (no temporary per step)
-    with np.errstate(over="ignore"):
-        for band in range(LSH_BANDS):
-            key = np.full(len(normalized), band + 1, dtype=np.uint64)
-            for row in range(LSH_ROWS):
-                k = band * LSH_ROWS + row
-                np.multiply(values, multipliers[k], out=permuted)
-                np.add(permuted, offsets[k], out=permuted)
-                key *= _BAND_PRIME
-                key += np.minimum.reduceat(permuted, starts)
-            keys[:, band] = key
+    multipliers, offsets = _lsh_permutations()
+    for start in range(0, len(normalized), LSH_CHUNK):
+        chunk = normalized[start : start + LSH_CHUNK]
+        words = pl.Series(chunk, dtype=pl.String).str.split(" ").list.unique()
+        lengths = words.list.len().to_numpy()  # >= 1: "" splits into [""]
+        values = words.explode().hash(seed=_HASH_SEED).to_numpy()
+        del words
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+        permuted = np.empty_like(values)  # one buffer for every permutation (no temporary per step)
+        with np.errstate(over="ignore"):
+            for band in range(LSH_BANDS):
+                key = np.full(len(chunk), band + 1, dtype=np.uint64)
+                for row in range(LSH_ROWS):
+                    k = band * LSH_ROWS + row
+                    np.multiply(values, multipliers[k], out=permuted)
+                    np.add(permuted, offsets[k], out=permuted)
+                    key *= _BAND_PRIME
+                    key += np.minimum.reduceat(permuted, starts)
+                keys[start : start + len(chunk), band] = key
     return keys
 
 
