@@ -8,11 +8,14 @@ from pathlib import Path
 import polars as pl
 
 from glan_dataset.publishing.split import (
+    LSH_BANDS,
+    LSH_CHUNK,
     NEAR_DUPLICATE_THRESHOLD,
     HeldOutIndex,
     held_out_ids,
     holdout_size,
     iter_clean_splits,
+    lsh_band_keys,
     sorted_words,
     split_discipline,
 )
@@ -189,3 +192,12 @@ def test_sorted_words_ratio_is_token_sort_ratio():
     for _ in range(2000):
         a, b = (normalize(" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 15)))) for _ in range(2))
         assert fuzz.ratio(sorted_words(a), sorted_words(b)) == fuzz.token_sort_ratio(a, b)
+
+
+def test_lsh_keys_of_a_question_do_not_depend_on_its_batch():
+    questions = [f"question {i} about energy and photon number {i % 97}" for i in range(LSH_CHUNK + 10)]
+    keys = lsh_band_keys(questions)
+    assert keys.shape == (len(questions), LSH_BANDS)
+    for i in (0, LSH_CHUNK - 1, LSH_CHUNK, LSH_CHUNK + 9):
+        assert (keys[i] == lsh_band_keys([questions[i]])[0]).all()
+    assert lsh_band_keys(["b a c"]).tolist() == lsh_band_keys(["a c b"]).tolist()  # word sets: order-free
