@@ -36,7 +36,7 @@ from typing import Any
 
 import datasets
 
-from glan_dataset.publishing.split import DEFAULT_TEST_PER_DISCIPLINE, read_clean, split_discipline
+from glan_dataset.publishing.split import DEFAULT_TEST_PER_DISCIPLINE, held_out_index, read_clean, split_discipline
 from glan_dataset.records import record_features
 from glan_dataset.rundir import RunDir
 from glan_dataset.taxonomy import ALL_CONFIG, Taxonomy, load_taxonomy
@@ -213,6 +213,7 @@ class GlanDataset(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, disciplines: list[str]) -> Any:
         """The split's rows, discipline by discipline, split exactly as ``glan publish`` does."""
+        held_out = held_out_index(self.run.clean_dir, test_per_discipline=self.test_per_discipline, seed=self.seed)
         for discipline in sorted(disciplines):
             path = self.run.clean_file(discipline)
             if not path.exists():
@@ -220,7 +221,9 @@ class GlanDataset(datasets.GeneratorBasedBuilder):
             frame = read_clean(path)
             if not frame.height:
                 continue
-            parts = split_discipline(frame, test_per_discipline=self.test_per_discipline, seed=self.seed)
+            parts = split_discipline(
+                frame, test_per_discipline=self.test_per_discipline, seed=self.seed, held_out=held_out
+            )
             for row in (parts.train if split == "train" else parts.test).iter_rows(named=True):
                 yield row["id"], row
 

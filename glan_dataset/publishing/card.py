@@ -323,12 +323,15 @@ def _decontamination(report: dict[str, Any] | None, published: set[str]) -> dict
 
 def _split(staged: StagedData) -> dict[str, Any]:
     removed = {name: d.near_duplicates_removed for name, d in staged.disciplines.items()}
+    cross = {name: d.cross_discipline_removed for name, d in staged.disciplines.items()}
     return {
         "test_per_discipline": staged.test_per_discipline,
         "seed": staged.seed,
         "threshold": int(NEAR_DUPLICATE_THRESHOLD),
         "removed": sum(removed.values()),
         "removed_by_discipline": [(k, v) for k, v in sorted(removed.items()) if v],
+        "cross_removed": sum(cross.values()),
+        "cross_removed_by_discipline": [(k, v) for k, v in sorted(cross.items()) if v],
     }
 
 

@@ -93,6 +93,7 @@ class DisciplineData:
     subfield: str
     shards: dict[str, list[ShardInfo]]
     near_duplicates_removed: int = 0
+    cross_discipline_removed: int = 0
 
     def num_examples(self, split: str) -> int:
         return sum(s.num_examples for s in self.shards.get(split, []))
@@ -165,7 +166,14 @@ def write_discipline(split: DisciplineSplit, staging: Path, max_shard_size: int)
         name: write_split_shards(frame, staging / rel_dir, rel_dir, name, max_shard_size)
         for name, frame in frames.items()
     }
-    return DisciplineData(split.discipline, field_slug, subfield_slug, shards, split.near_duplicates_removed)
+    return DisciplineData(
+        split.discipline,
+        field_slug,
+        subfield_slug,
+        shards,
+        split.near_duplicates_removed,
+        split.cross_discipline_removed,
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Each question is about a *sample* of the syllabus, drawn without any LLM call:
 
 * ``single_session``: one class session and 1-5 of its key concepts;
-* ``multi_session``: two sessions and 2-5 key concepts with at least one from each (harder questions).
+* ``multi_session``: two sessions and 2-5 distinct key concepts with at least one from each session's own
+  list (harder questions).
 
 A sample is seeded from (run seed, discipline, subject, question index) alone, so a re-run, or a run
 asking for more questions per subject, reproduces the same samples for the same indices.
@@ -33,25 +34,45 @@ def sample_rng(seed: int, discipline: str, subject_id: str, index: int) -> rando
 
 
 def sample_question(syllabus: SyllabusRow, index: int, multi_session_ratio: float, seed: int) -> QuestionSample:
-    """The ``index``-th question sample of a subject."""
+    """The ``index``-th question sample of a subject.
+
+    A two-session sample holds at least two distinct concepts, at least one drawn from each session's
+    own list (by position): two sessions that share concept names (a review session repeating an
+    earlier one) could otherwise yield the shared name alone. A pair of sessions that together
+    teach a single concept name cannot do that, so another pair is drawn, or, if no pair of the
+    syllabus can, a single-session sample.
+    """
     rng = sample_rng(seed, syllabus.discipline, syllabus.subject_id, index)
     sessions = syllabus.sessions
-    multi = len(sessions) >= 2 and rng.random() < multi_session_ratio
-    if multi:
-        first, second = sorted(rng.sample(range(len(sessions)), 2))
-        chosen = [first, second]
-        pools = [sessions[first].key_concepts, sessions[second].key_concepts]
+
+    def distinct(a: int, b: int) -> bool:
+        return len(set(sessions[a].key_concepts) | set(sessions[b].key_concepts)) >= 2
+
+    chosen: list[int] = []
+    if len(sessions) >= 2 and rng.random() < multi_session_ratio:
+        chosen = sorted(rng.sample(range(len(sessions)), 2))
+        if not distinct(*chosen):
+            pairs = [[a, b] for a in range(len(sessions)) for b in range(a + 1, len(sessions)) if distinct(a, b)]
+            chosen = rng.choice(pairs) if pairs else chosen[:1]
+    if len(chosen) == 2:
+        pools = [sessions[chosen[0]].key_concepts, sessions[chosen[1]].key_concepts]
         union = list(dict.fromkeys(pools[0] + pools[1]))
         count = rng.randint(2, max(2, min(MAX_CONCEPTS, len(union))))
-        # at least one concept from each session, then fill from both
-        picked = [rng.choice(pools[0])]
-        picked += [rng.choice([c for c in pools[1] if c not in picked] or pools[1])]
+        # one concept from each session's own list, under two different names
+        first = rng.choice(pools[0])
+        others = [c for c in pools[1] if c != first]
+        if others:  # the draws (and so the record ids) of every sample this case covers are unchanged
+            second = rng.choice(others)
+        else:  # the second session only repeats the name just drawn: draw the first one's among the rest
+            second = first
+            first = rng.choice([c for c in pools[0] if c != second])
+        picked = [first, second]
         rest = [c for c in union if c not in picked]
         picked += rng.sample(rest, min(len(rest), count - len(picked)))
-        concepts = list(dict.fromkeys(picked))
+        concepts = picked
         strategy: Strategy = "multi_session"
     else:
-        position = rng.randrange(len(sessions))
+        position = chosen[0] if chosen else rng.randrange(len(sessions))
         chosen = [position]
         pool = sessions[position].key_concepts
         count = rng.randint(1, min(MAX_CONCEPTS, len(pool)))
