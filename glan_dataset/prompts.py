@@ -27,6 +27,8 @@ PROMPT_NAMES: tuple[str, ...] = (
     "taxonomy",
 )
 # The templates whose versions identify how a published record was made.
+# The templates ``glan eval`` uses (loaded with ``PromptLibrary(names=EVAL_PROMPT_NAMES)``).
+EVAL_PROMPT_NAMES: tuple[str, ...] = ("eval_answer", "judge_pairwise")
 RECORD_PROMPTS: tuple[str, ...] = ("subjects", "subjects_to_json", "syllabus", "syllabus_to_json", "question", "answer")
 
 _SECTION = re.compile(r"^<<<(system|user)>>>[ \t]*$", re.MULTILINE)
@@ -63,7 +65,7 @@ class PromptTemplate:
 class PromptLibrary:
     """The set of templates a run uses."""
 
-    def __init__(self, directory: str | Path | None = None) -> None:
+    def __init__(self, directory: str | Path | None = None, *, names: tuple[str, ...] = PROMPT_NAMES) -> None:
         self.directory = Path(directory) if directory is not None else _packaged_dir()
         if not self.directory.is_dir():
             raise UsageError(
@@ -73,7 +75,7 @@ class PromptLibrary:
             undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False, trim_blocks=False
         )
         self._templates: dict[str, PromptTemplate] = {}
-        for name in PROMPT_NAMES:
+        for name in names:
             path = self.directory / f"{name}.j2"
             if not path.is_file():
                 raise UsageError(f"prompt template '{path}' is missing; copy it from the project's prompts/ folder")
