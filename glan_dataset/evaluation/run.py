@@ -201,7 +201,12 @@ async def _run(
                 replies[outcome.key] = outcome.parsed if parsed else outcome.text
             else:
                 failed += 1
-        usage = engine.usage.to_dict()
+        ledger = engine.usage.to_dict()
+    # what the evaluation cost over all its runs (not this run's cache hits: a rerun rewrites the same summary)
+    usage = {
+        "calls": [{k: v for k, v in row.items() if k != "cache_hits"} for row in ledger["cumulative"]],
+        "cost_usd": ledger["cumulative_cost_usd"],
+    }
     return replies, failed, usage
 
 
