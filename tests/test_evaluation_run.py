@@ -174,6 +174,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, server, args, message):
 
 def test_a_folder_that_is_no_dataset_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
-    result = CliRunner().invoke(app, ["eval", str(tmp_path / "empty"), "--model", "m", "--judge-model", "j", "--reference"])
+    result = CliRunner().invoke(
+        app, ["eval", str(tmp_path / "empty"), "--model", "m", "--judge-model", "j", "--reference"]
+    )
     assert result.exit_code != 0
     assert "neither a run directory" in str(result.exception)

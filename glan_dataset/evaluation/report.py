@@ -64,6 +64,7 @@ def render_gap_chart(results: pl.DataFrame, path: Path, *, candidate: str, basel
     labels = [str(r["title"]) for r in rows][::-1]
     gaps = [float(r["gap"]) for r in rows][::-1]  # type: ignore[arg-type]
     colours = ["#55A868" if g >= 0 else "#C44E52" for g in gaps]
+    colours[0] = "#4C72B0"  # the overall bar (drawn last, so first from the bottom)
     height = max(2.2, 1.2 + 0.45 * len(rows))
     with matplotlib.rc_context({"font.size": 10}):
         fig, ax = plt.subplots(figsize=(8, height), dpi=100)
