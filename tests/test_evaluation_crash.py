@@ -13,6 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
+from glan_dataset.evaluation import EvalSettings, RoleEndpoints, evaluate, load_test_set
+from glan_dataset.llm import EngineConfig
 from glan_dataset.testing.openai_server import FakeOpenAIServer
 from tests.evaluation_support import BASELINE, CANDIDATE, JUDGE, PlantedJudge
 from tests.publishing_support import make_run
@@ -61,7 +63,10 @@ def test_kill_9_mid_judging_then_rerun_repays_nothing(tmp_path):
         assert server.stats.chat_calls == CALLS - persisted
         assert server.stats.by_model[CANDIDATE] == server.stats.by_model[BASELINE] == 0
 
-        assert subprocess.run(_command(run, server.base_url, fresh), timeout=120).returncode == 0
+        # the same evaluation uninterrupted, in-process through the Python API
+        config = EngineConfig(base_url=server.base_url, quiet=True)
+        settings = EvalSettings(model=CANDIDATE, baseline=BASELINE, judge_model=JUDGE)
+        evaluate(load_test_set(str(run)), settings, RoleEndpoints(candidate=config, judge=config), fresh)
     resumed = pl.read_parquet(crashed / "eval" / name / "results.parquet")
     uninterrupted = pl.read_parquet(fresh / "eval" / name / "results.parquet")
     assert resumed.height > 0 and resumed.equals(uninterrupted)

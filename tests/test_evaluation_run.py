@@ -4,6 +4,8 @@ orders per pair, resumption, ``--reference``, ``--plan`` and the one-line errors
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -11,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from glan_dataset.cli import _register, app
+from glan_dataset.errors import GlanError
 from glan_dataset.publishing.split import split_clean_dir
 from glan_dataset.testing.openai_server import FakeOpenAIServer
 from tests.evaluation_support import BASELINE, CANDIDATE, JUDGE, PlantedJudge, expected_stats
@@ -157,19 +160,24 @@ def test_plan_counts_calls_and_prices_them_without_calling(tmp_path, server):
         (["--reference", "--judge-api-key-env", "GLAN_TEST_UNSET_KEY"], "GLAN_TEST_UNSET_KEY is not set"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(tmp_path, server, args, message):
-    import subprocess
-    import sys
+def test_bad_input_is_a_usage_error_and_calls_nothing(tmp_path, server, args, message):
+    run = make_run(tmp_path / "run", disciplines=["physics"])
+    result = _eval(run, server, *args)
+    assert isinstance(result.exception, GlanError), result.output
+    assert message in str(result.exception)
+    assert server.stats.chat_calls == 0
 
+
+def test_the_command_prints_one_line_and_exits_2(tmp_path):
     run = make_run(tmp_path / "run", disciplines=["physics"])
     process = subprocess.run(
-        [sys.executable, "-m", "glan_dataset", "eval", str(run), "--model", CANDIDATE, "--judge-model", JUDGE,
-         "--base-url", server.base_url, *args],
+        [sys.executable, "-m", "glan_dataset", "eval", str(run), "--model", CANDIDATE, "--judge-model", JUDGE],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert process.returncode == 2, process.stderr
-    assert message in process.stderr and "Traceback" not in process.stderr
-    assert server.stats.chat_calls == 0
+    assert process.returncode == 2
+    assert process.stderr.strip().splitlines() == [
+        "error: give --baseline MODEL (a model to compare with) or --reference (the dataset's own answers)"
+    ]
 
 
 def test_a_folder_that_is_no_dataset_is_refused(tmp_path):
