@@ -92,3 +92,15 @@ def test_a_corrupt_summary_does_not_stop_a_publish(tmp_path):
     assert leaderboard_rows(run) == []
     publish_run(run, tmp_path / "published", quiet=True)
     assert (tmp_path / "published" / "README.md").is_file()
+
+
+def test_eval_reads_a_hub_repo_at_a_revision(fake_hub, tmp_path):
+    run = make_run(tmp_path / "run")
+    publish_run(run, "hf://org/glan-eval", tag="v1.0", quiet=True)
+    from_hub = load_test_set("org/glan-eval", "physics", revision="v1.0")
+    from_run = load_test_set(str(run), "physics")
+    assert from_hub.kind == "hub" and from_hub.source == "org/glan-eval"
+    assert from_hub.frame.get_column("id").to_list() == from_run.frame.get_column("id").to_list()
+    assert from_hub.frame.get_column("question").to_list() == from_run.frame.get_column("question").to_list()
+    assert from_hub.names.title("natural-science") == "Natural Science"  # from the repo's taxonomy.yaml (not the slug)
+    assert fake_hub.unhandled == [] and fake_hub.blocked_connections == []

@@ -187,3 +187,19 @@ def test_a_folder_that_is_no_dataset_is_refused(tmp_path):
     )
     assert result.exit_code != 0
     assert "neither a run directory" in str(result.exception)
+
+
+def test_batch_mode_gives_the_same_results_through_the_batch_api(tmp_path, planted):
+    from glan_dataset.evaluation import EvalSettings, RoleEndpoints, evaluate, load_test_set
+    from glan_dataset.llm import EngineConfig
+
+    run = make_run(tmp_path / "run", disciplines=["physics", "history"])
+    settings = EvalSettings(model=CANDIDATE, baseline=BASELINE, judge_model=JUDGE)
+    test = load_test_set(str(run))
+    with FakeOpenAIServer(responder=planted, batch_delay=0.05) as srv:
+        batch = EngineConfig(base_url=srv.base_url, quiet=True, mode="batch", batch_poll_interval=0.05)
+        by_batch = evaluate(test, settings, RoleEndpoints(candidate=batch, judge=batch), tmp_path / "batch")
+        assert srv.stats.chat_calls == 0 and srv.stats.batch_requests == 12 + 12 + 24
+        online = EngineConfig(base_url=srv.base_url, quiet=True)
+        by_chat = evaluate(test, settings, RoleEndpoints(candidate=online, judge=online), tmp_path / "online")
+    assert by_batch.complete and by_batch.results.height and by_batch.results.equals(by_chat.results)
