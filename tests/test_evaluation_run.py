@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from glan_dataset.cli import _register, app
 from glan_dataset.errors import GlanError
+from glan_dataset.evaluation import leaderboard_rows
 from glan_dataset.publishing.split import split_clean_dir
 from glan_dataset.testing.openai_server import FakeOpenAIServer
 from tests.evaluation_support import BASELINE, CANDIDATE, JUDGE, PlantedJudge, expected_stats
@@ -203,3 +204,32 @@ def test_batch_mode_gives_the_same_results_through_the_batch_api(tmp_path, plant
         online = EngineConfig(base_url=srv.base_url, quiet=True)
         by_chat = evaluate(test, settings, RoleEndpoints(candidate=online, judge=online), tmp_path / "online")
     assert by_batch.complete and by_batch.results.height and by_batch.results.equals(by_chat.results)
+
+
+def test_unjudgeable_pairs_are_reported_and_retried_by_the_next_run(tmp_path, planted):
+    run = make_run(tmp_path / "run", disciplines=["physics"])
+    broken = {"on": True}
+
+    def responder(body):
+        reply = planted(body)
+        if body["model"] == JUDGE and broken["on"] and "(physics 1)" in body["messages"][-1]["content"]:
+            return "I refuse to give JSON"
+        return reply
+
+    with FakeOpenAIServer(responder=responder) as srv:
+        result = _eval(run, srv, "--baseline", BASELINE, "--max-attempts", "1")
+        assert result.exit_code == 0, result.output
+        directory = run / "eval" / f"{CANDIDATE}-vs-{BASELINE}-by-{JUDGE}"
+        summary = json.loads((directory / "summary.json").read_text())
+        held_out = _test_questions(run).get_column("question").to_list()
+        assert any("(physics 1)" in q for q in held_out)
+        assert not summary["complete"] and summary["failures"]["judge"] == 2  # both orders of that pair
+        assert summary["judged"] == summary["questions"] - 1
+        assert [r["complete"] for r in leaderboard_rows(run)] == [False]
+
+        broken["on"] = False
+        srv.reset_stats()
+        assert _eval(run, srv, "--baseline", BASELINE).exit_code == 0
+        assert srv.stats.by_model == {JUDGE: 2}  # only the failed verdicts are asked again
+        summary = json.loads((directory / "summary.json").read_text())
+        assert summary["complete"] and summary["judged"] == summary["questions"]
