@@ -93,7 +93,8 @@ def slug(text: str) -> str:
 
 @dataclass
 class RoleEndpoints:
-    """One engine set-up per role: each role may be served by its own endpoint and key."""
+    """One engine set-up per role: each role may be served by its own endpoint and key (the baseline's
+    defaults to the candidate's)."""
 
     candidate: EngineConfig
     judge: EngineConfig
@@ -126,8 +127,6 @@ def evaluate(
     console: Console | None = None,
 ) -> EvalOutcome:
     """Run (or resume) one evaluation into ``OUT/eval/<name>/`` and return its results."""
-    if settings.baseline is not None and endpoints.baseline is None:
-        endpoints.baseline = endpoints.candidate
     prompts = PromptLibrary(prompts_dir, names=EVAL_PROMPT_NAMES)
     return asyncio.run(_evaluate(test, settings, endpoints, eval_dir(out_root, settings.eval_name()), prompts, console))
 
@@ -154,12 +153,17 @@ async def _evaluate(
             zip(questions.get_column("id").to_list(), questions.get_column("answer").to_list(), strict=True)
         )
     else:
-        assert endpoints.baseline is not None and settings.baseline is not None
+        assert settings.baseline is not None
         requests = answer_requests(
             questions, role="baseline", model=settings.baseline, prompts=prompts, sampling=settings.answer_sampling
         )
         baseline, failures["baseline"], usage["baseline"] = await _run(
-            endpoints.baseline, directory / "baseline", requests, answer_stage("baseline"), len(questions), console
+            endpoints.baseline or endpoints.candidate,
+            directory / "baseline",
+            requests,
+            answer_stage("baseline"),
+            len(questions),
+            console,
         )
     pairs = questions.filter(pl.col("id").is_in(list(candidate.keys() & baseline.keys()))).with_columns(
         pl.col("id").replace_strict(candidate, return_dtype=pl.String).alias("candidate_answer"),
