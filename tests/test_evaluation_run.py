@@ -118,7 +118,8 @@ def test_reference_mode_judges_against_the_datasets_answers_for_one_config(tmp_p
     assert set(verdicts.get_column("id")) == set(physics.get_column("id"))
 
 
-def test_separate_endpoints_per_role(tmp_path, planted):
+def test_separate_endpoints_per_role_and_keys_never_written(tmp_path, planted, monkeypatch):
+    monkeypatch.setenv("GLAN_TEST_JUDGE_KEY", "sk-judge-secret-0123456789")
     run = make_run(tmp_path / "run", disciplines=["physics"])
     with (
         FakeOpenAIServer(responder=planted) as answers,
@@ -129,12 +130,15 @@ def test_separate_endpoints_per_role(tmp_path, planted):
             app,
             ["eval", str(run), "--model", CANDIDATE, "--baseline", BASELINE, "--judge-model", JUDGE, "-q",
              "--base-url", answers.base_url, "--baseline-base-url", baseline.base_url,
-             "--judge-base-url", judge.base_url],
+             "--judge-base-url", judge.base_url, "--judge-api-key-env", "GLAN_TEST_JUDGE_KEY"],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         assert answers.stats.by_model == {CANDIDATE: 6}
         assert baseline.stats.by_model == {BASELINE: 6}
         assert judge.stats.by_model == {JUDGE: 12}
+    written = [p for p in (run / "eval").rglob("*") if p.is_file()]
+    assert len(written) > 5 and not any(b"sk-judge-secret" in p.read_bytes() for p in written)
+    assert "sk-judge-secret" not in result.output
 
 
 def test_plan_counts_calls_and_prices_them_without_calling(tmp_path, server):
@@ -159,6 +163,7 @@ def test_plan_counts_calls_and_prices_them_without_calling(tmp_path, server):
         ([], "--baseline MODEL"),
         (["--reference", "--config", "no-such-discipline"], "no-such-discipline"),
         (["--reference", "--judge-api-key-env", "GLAN_TEST_UNSET_KEY"], "GLAN_TEST_UNSET_KEY is not set"),
+        (["--reference", "--api-key-env", "GLAN_TEST_UNSET_KEY"], "--api-key-env GLAN_TEST_UNSET_KEY"),
     ],
 )
 def test_bad_input_is_a_usage_error_and_calls_nothing(tmp_path, server, args, message):

@@ -213,7 +213,7 @@ def _endpoints(
         return engine.model_copy(update={"base_url": url or candidate_url, "api_key": SecretStr(key) if key else None})
 
     return RoleEndpoints(
-        candidate=role(candidate_url, None, "--api-key-env"),
+        candidate=role(candidate_url, None if api_key_env == DEFAULT_KEY_ENV else api_key_env, "--api-key-env"),
         baseline=role(baseline_base_url, baseline_api_key_env, "--baseline-api-key-env") if with_baseline else None,
         judge=role(judge_base_url, judge_api_key_env, "--judge-api-key-env"),
     )
