@@ -20,6 +20,9 @@ import jinja2
 
 from glan_dataset.errors import UsageError
 
+# The templates ``glan eval`` uses (loaded with ``PromptLibrary(names=EVAL_PROMPT_NAMES)``).
+EVAL_PROMPT_NAMES: tuple[str, ...] = ("eval_answer", "judge_pairwise")
+
 _SECTION = re.compile(r"^<<<(system|user)>>>[ \t]*$", re.MULTILINE)
 
 

@@ -29,6 +29,7 @@ def _register() -> None:
     publish.register(app)
     app.add_typer(taxonomy.taxonomy_app, name="taxonomy")
     app.add_typer(batches.batches_app, name="batches")
+    __import__("glan_dataset.cli.evaluate", fromlist=["register"]).register(app)
 
 
 def _log_to_stderr() -> None:

@@ -61,6 +61,7 @@ class CardInputs:
     demo: bool = False
     chart_path: str = CHART_PATH
     extra_tags: list[str] = field(default_factory=list)
+    leaderboard: list[dict[str, Any]] = field(default_factory=list)  # glan_dataset.evaluation.leaderboard_rows
 
 
 def template_dir() -> Path:
@@ -154,6 +155,7 @@ def card_context(inputs: CardInputs) -> dict[str, Any]:
         "split": _split(staged),
         "releases": [_release_row(r) for r in inputs.releases],
         "extra": (inputs.extra or "").strip() or None,
+        "leaderboard": inputs.leaderboard,
     }
 
 

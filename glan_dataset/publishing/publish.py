@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from glan_dataset.errors import UsageError
+from glan_dataset.evaluation.leaderboard import leaderboard_rows
 from glan_dataset.publishing.card import DEFAULT_LICENSE, CardInputs, field_counts, render_card
 from glan_dataset.publishing.chart import CHART_PATH, render_records_per_field
 from glan_dataset.publishing.layout import DEFAULT_MAX_SHARD_SIZE, StagedData, write_layout
@@ -142,6 +143,7 @@ def publish_run(
             extra=extra,
             pretty_name=pretty_name,
             demo=demo,
+            leaderboard=leaderboard_rows(run.root),
         )
         (staging / "README.md").write_text(render_card(card), encoding="utf-8")
         plan = plan_publish(staging, existing, read_remote=target.read_file)

@@ -99,6 +99,7 @@ class FakeOpenAIServer:
         ratelimit_headers: bool = False,
         demo: bool = False,
         record: bool = False,
+        responder: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> None:
         self.latency = latency
         self.host = host
@@ -106,7 +107,7 @@ class FakeOpenAIServer:
         self.ratelimit_headers = ratelimit_headers
         self.demo = demo
         self.stats = ServerStats(requests_log=[] if record else None)
-        self.engine = CompletionEngine(seed=seed, demo=demo)
+        self.engine = CompletionEngine(seed=seed, demo=demo, responder=responder)
         self._faults = FaultSampler(faults)
         self.batches = BatchStore(self.engine, self._faults, self.stats, batch_delay=batch_delay)
         self._request_ids = itertools.count(1)
