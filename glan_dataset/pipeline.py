@@ -6,13 +6,19 @@ stream (so small disciplines never leave the endpoint idle), and a discipline's 
 as soon as all of its units are in. What is already done is found by fingerprint and reused; what was
 paid for before is replayed from the cache. Nothing is ever lost: a unit that still fails is in
 ``failures.jsonl``, its stage file is marked incomplete, and the next run retries it.
+
+One writer per discipline: a run holds the lock of each discipline it generates for its whole life
+(``glan_dataset.locking``), so a second process that wants one of them stops at once, naming the
+holder, before it asks anything. Processes on disjoint disciplines run side by side; what they share
+(run.json, failures.jsonl, the taxonomy snapshot) changes only under the short run-level lock, and
+run.json is merged (read, update this run's disciplines, write), never overwritten with one view.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import os
 import shutil
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,14 +31,17 @@ from rich.text import Text
 
 import glan_dataset
 from glan_dataset.errors import UsageError
-from glan_dataset.llm import ChatFailure, ChatRequest, ChatResult, EngineConfig, LLMEngine
+from glan_dataset.llm import ChatFailure, ChatRequest, ChatResult, EngineConfig, LLMEngine, PriceTable
+from glan_dataset.llm.cache import ResponseCache
+from glan_dataset.llm.cost import UsageEntry, UsageLedger
+from glan_dataset.locking import WRITERS_LOCK, FileLock, RunLocks
 from glan_dataset.prompts import PromptLibrary
 from glan_dataset.records import polars_schema_of
-from glan_dataset.rundir import RunDir, write_json_atomic, write_text_atomic
+from glan_dataset.rundir import RunDir, read_prices, write_json_atomic, write_prices, write_text_atomic
 from glan_dataset.settings import GenerationSettings, RunManifest, StageCounts
 from glan_dataset.stages import STEPS, prompt_names
 from glan_dataset.stages.base import Call, DisciplineContext, Reject, Step, StepContext
-from glan_dataset.stages.store import StageStore, fingerprint
+from glan_dataset.stages.store import StageMeta, StageStore, fingerprint
 from glan_dataset.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -117,6 +126,7 @@ class Pipeline:
         self.rundir = RunDir(run_dir)
         self.settings = settings
         self.engine_config = engine_config.model_copy(update={"quiet": quiet or engine_config.quiet})
+        self.taxonomy_path = taxonomy_path
         self.taxonomy = resolve_taxonomy(self.rundir, taxonomy_path)
         self.contexts = discipline_contexts(self.taxonomy, settings.config)
         if shard is not None:  # every N-th discipline of the config, in taxonomy order (stable across machines)
@@ -131,6 +141,7 @@ class Pipeline:
         self.quiet = quiet
         self.demo = demo
         self.failures: dict[str, int] = {}  # failed units per discipline in this invocation
+        self.removed: list[str] = []  # disciplines this run retired
         # a step's context carries the version of its own and every earlier step's templates
         self.chain_versions: dict[str, str] = {}
         names: list[str] = []
@@ -141,19 +152,55 @@ class Pipeline:
 
     # ------------------------------------------------------------------ entry point
     async def run(self) -> RunManifest:
-        manifest = self._load_manifest()
+        self._load_manifest()  # a run.json that is not ours, or corrupt, stops us before anything
+        # prices given before (RUN/prices.json) still price this run's usage; those given now win
+        prices = PriceTable(prices={**read_prices(self.rundir), **self.engine_config.prices.prices})
+        self.engine_config = self.engine_config.model_copy(update={"prices": prices})
+        locks = RunLocks(self.rundir.root)
         # the engine checks the endpoint settings before it creates anything on disk
         async with LLMEngine(self.engine_config, self.rundir.root, console=self.console) as engine:
             self.engine = engine
-            self._rotate_failures()
-            removed = self._retire_removed_disciplines()
-            write_text_atomic(self.rundir.taxonomy, self.taxonomy.to_yaml())
-            for step in self.steps:
-                await self._run_step(step)
-            manifest = self._update_manifest(manifest, removed)
+            writers = locks.lock(WRITERS_LOCK)
+            with locks.disciplines([c.slug for c in self.contexts]):
+                writers.acquire(wait=True, shared=True)
+                try:
+                    with locks.run():
+                        self._start(locks, writers, prices)
+                    for step in self.steps:
+                        await self._run_step(step)
+                finally:
+                    writers.release()
+                await engine.aclose()  # every usage row is committed before run.json is merged
+                with locks.run():
+                    manifest = self._merge_manifest()
         if not self.engine_config.quiet:  # after the engine closed, so below the final progress bars
             self.console.print(engine.summary())
         return manifest
+
+    def _start(self, locks: RunLocks, writers: FileLock, prices: PriceTable) -> None:
+        """Under the run lock: check the snapshot, rotate failures, retire, snapshot the taxonomy."""
+        manifest = self._load_manifest()
+        if self.taxonomy_path is None and manifest is not None and manifest.taxonomy_hash:
+            if self.taxonomy.content_hash() != manifest.taxonomy_hash:
+                raise UsageError(
+                    f"{self.rundir.taxonomy} does not match the taxonomy recorded in {self.rundir.run_json} "
+                    "(edited, truncated or replaced): restore it, or pass --taxonomy FILE to change the run's "
+                    "taxonomy on purpose (disciplines it lacks are then moved to retired/)"
+                )
+        alone = writers.try_exclusive()  # no other live generation: failures.jsonl may be rewritten
+        self._rotate_failures(alone)
+        if alone:
+            writers.share()
+        self.removed = self._retire_removed_disciplines(locks) if self.taxonomy_path is not None else []
+        write_text_atomic(self.rundir.taxonomy, self.taxonomy.to_yaml())
+        if prices.prices != read_prices(self.rundir):
+            write_prices(self.rundir, prices.prices)
+        base = manifest or self._new_manifest()
+        # the snapshot and its hash change together: a later run can tell a damaged snapshot from a choice
+        write_json_atomic(
+            self.rundir.run_json,
+            base.model_copy(update={"taxonomy_hash": self.taxonomy.content_hash()}).model_dump(mode="json"),
+        )
 
     # ------------------------------------------------------------------ the loop
     def _context(self, step: Step, node: DisciplineContext) -> StepContext:
@@ -168,16 +215,16 @@ class Pipeline:
 
     async def _run_step(self, step: Step) -> None:
         """Reuse the fresh stage files, make the others: each call over every discipline to make, in turn."""
-        ready = [n for n in self.contexts if step.reads is None or self.store.meta(step.reads, n.slug) is not None]
+        ready = [n for n in self.contexts if step.reads is None or self._meta(step.reads, n.slug) is not None]
         contexts = [self._context(step, node) for node in ready]
         expected = {c.slug: self._fingerprint(step, c) for c in contexts}
-        todo = [c for c in contexts if not self.store.is_fresh(step.writes, c.slug, expected[c.slug])]
+        todo = [c for c in contexts if not self._is_fresh(step.writes, c.slug, expected[c.slug])]
         self._say(f"[bold]{step.writes}[/bold]: {len(todo)} discipline(s) to generate, {len(ready) - len(todo)} reused")
         if not todo:
             return
         calls = step.calls(self.settings)
         failed = dict.fromkeys((c.slug for c in todo), 0)
-        sources: dict[str, Iterable[Any]] = {c.slug: step.sources(c, self.store) for c in todo}
+        sources: dict[str, Iterable[Any]] = {c.slug: self._sources(step, c) for c in todo}
         units = {c.slug: step.units(self.settings, self._rows(step.reads, c.slug)) for c in todo}
         for index, call in enumerate(calls):
             async for done in self._map(call, todo, sources, units):
@@ -190,10 +237,38 @@ class Pipeline:
                     rows = step.finish(done.context, results)
                     self._write(step, done.context.slug, rows, expected[done.context.slug], failed[done.context.slug])
 
+    def _meta(self, stage: str, discipline: str) -> StageMeta | None:
+        """The stage file's metadata; a file that cannot be read is one line naming it (never replaced)."""
+        try:
+            return self.store.meta(stage, discipline)
+        except Exception as error:  # polars raises several kinds for a damaged or foreign file
+            raise self._corrupt(stage, discipline, error) from None
+
+    def _corrupt(self, stage: str, discipline: str, error: Exception) -> UsageError:
+        return UsageError(
+            f"{self.store.path(stage, discipline)} cannot be read ({type(error).__name__}): it is damaged; "
+            f"delete it and run the same command again to regenerate that stage (paid calls come from the cache)"
+        )
+
+    def _is_fresh(self, stage: str, discipline: str, expected: str) -> bool:
+        meta = self._meta(stage, discipline)
+        return meta is not None and meta.complete and meta.fingerprint == expected
+
+    def _sources(self, step: Step, context: StepContext) -> Iterator[Any]:
+        """The step's sources; reading a damaged upstream file is one line naming it."""
+        try:
+            yield from step.sources(context, self.store)
+        except (UsageError, GeneratorExit):
+            raise
+        except Exception as error:
+            if step.reads is None:
+                raise
+            raise self._corrupt(step.reads, context.slug, error) from None
+
     def _fingerprint(self, step: Step, context: StepContext) -> str:
         upstream = None
         if step.reads is not None:
-            meta = self.store.meta(step.reads, context.slug)
+            meta = self._meta(step.reads, context.slug)
             upstream = None if meta is None else meta.identity
         payload = {"stage": step.writes, "node": context.node.identity(), "upstream": upstream}
         return fingerprint({**payload, **step.fingerprint(context)})
@@ -251,7 +326,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ plumbing
     def _rows(self, stage: str | None, discipline: str) -> int:
-        meta = None if stage is None else self.store.meta(stage, discipline)
+        meta = None if stage is None else self._meta(stage, discipline)
         return 0 if meta is None else meta.rows
 
     def _write(self, step: Step, discipline: str, rows: list[Any], expected: str, failures: int) -> None:
@@ -273,23 +348,51 @@ class Pipeline:
                 warning=True,
             )
 
-    def _rotate_failures(self) -> None:
-        """failures.jsonl lists what is still outstanding: this run retries the previous run's failures,
-        and those that fail again are written anew. The previous file is kept beside it."""
-        if self.rundir.failures.exists():
-            os.replace(self.rundir.failures, self.rundir.failures.with_name("failures.previous.jsonl"))
+    def _rotate_failures(self, alone: bool) -> None:
+        """failures.jsonl lists what is still outstanding: this run retries the failures of its own
+        disciplines, and those that fail again are written anew; their earlier lines move to
+        failures.previous.jsonl, other disciplines' lines stay. Only a run that is alone rewrites the
+        file: another live process appends to it, and a rewrite would lose its lines. A run that is not
+        alone leaves the earlier lines (they over-report until a run alone rotates them, never under-)."""
+        path = self.rundir.failures
+        if not path.exists():
+            return
+        if not alone:
+            self._say(
+                "another generation is running in this run directory: failures.jsonl keeps its earlier lines "
+                "until a run alone rotates them",
+                warning=False,
+            )
+            return
+        mine = {c.slug for c in self.contexts}
+        ours: list[str] = []
+        others: list[str] = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
+            if not line.strip():
+                continue
+            (ours if _failure_discipline(line) in mine else others).append(line)
+        write_text_atomic(path.with_name("failures.previous.jsonl"), "".join(ours))
+        if others:
+            write_text_atomic(path, "".join(others))
+        else:
+            path.unlink()
 
-    def _retire_removed_disciplines(self) -> list[str]:
-        """Move stage files of disciplines the taxonomy no longer has to RUN/retired/ (kept, not deleted)."""
+    def _retire_removed_disciplines(self, locks: RunLocks) -> list[str]:
+        """Move stage files of disciplines the taxonomy no longer has to RUN/retired/ (kept, not deleted).
+        Only an explicit ``--taxonomy`` retires: a damaged snapshot never does (it is refused first). A
+        discipline another process is generating is not moved: this run stops instead, naming it."""
         known = {d.slug for d in self.taxonomy.disciplines()}
+        stages = (*self.stages, "clean")  # decontaminated records too, or publishing would keep them
+        gone = sorted({p.stem for st in stages for p in self.rundir.stage_dir(st).glob("*.parquet")} - known)
         removed: set[str] = set()
-        for stage in (*self.stages, "clean"):  # decontaminated records too, or publishing would keep them
-            for path in sorted(self.rundir.stage_dir(stage).glob("*.parquet")):
-                if path.stem not in known:
-                    target = self.rundir.root / "retired" / stage / path.name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(path, target)
-                    removed.add(path.stem)
+        with locks.disciplines(gone, action="generated (and cannot be retired)"):
+            for stage in stages:
+                for path in sorted(self.rundir.stage_dir(stage).glob("*.parquet")):
+                    if path.stem not in known:
+                        target = self.rundir.root / "retired" / stage / path.name
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.move(path, target)
+                        removed.add(path.stem)
         if removed:
             self._say(
                 f"left out {len(removed)} discipline(s) the taxonomy no longer has: {', '.join(sorted(removed))} "
@@ -298,48 +401,91 @@ class Pipeline:
             )
         return sorted(removed)
 
-    def _load_manifest(self) -> RunManifest:
+    def _load_manifest(self) -> RunManifest | None:
         data = self.rundir.read_run_json()
-        if data:
-            try:
-                manifest = RunManifest.model_validate(data)
-            except ValueError as error:
-                raise UsageError(
-                    f"{self.rundir.run_json} is not a glan run manifest ({error.__class__.__name__}); use a new --out"
-                ) from None
-            if manifest.demo != self.demo:
-                kind = "a demo run" if manifest.demo else "a real run"
-                raise UsageError(f"{self.rundir.root} holds {kind}; use another --out directory")
-            return manifest
+        if not data:
+            return None
+        try:
+            manifest = RunManifest.model_validate(data)
+        except ValueError as error:
+            raise UsageError(
+                f"{self.rundir.run_json} is not a glan run manifest ({error.__class__.__name__}): restore it "
+                "from a copy, or use a new --out"
+            ) from None
+        if manifest.demo != self.demo:
+            kind = "a demo run" if manifest.demo else "a real run"
+            raise UsageError(f"{self.rundir.root} holds {kind}; use another --out directory")
+        return manifest
+
+    def _new_manifest(self) -> RunManifest:
         return RunManifest(glan_dataset_version=glan_dataset.__version__, settings=self.settings, demo=self.demo)
 
-    def _update_manifest(self, manifest: RunManifest, removed: list[str]) -> RunManifest:
+    def _merge_manifest(self) -> RunManifest:
+        """Under the run lock: run.json as it is now (other processes may have written it since this run
+        started), with this run's disciplines, settings and the run's usage as the shared cache holds it."""
+        manifest = self._load_manifest() or self._new_manifest()
         generated = set(self.rundir.record_disciplines())
         counts = dict(manifest.counts)
-        for discipline in generated | {c.slug for c in self.contexts}:
+        for discipline in {c.slug for c in self.contexts}:
             counts[discipline] = StageCounts(
                 **{step.writes: self._rows(step.writes, discipline) for step in self.steps},
                 failures=self.failures.get(discipline, 0),
             )
-        for discipline in removed:
+        for discipline in self.removed:
             counts.pop(discipline, None)
+        removed = (set(manifest.removed_disciplines) | set(self.removed)) - generated
         manifest = manifest.model_copy(
             update={
                 "glan_dataset_version": glan_dataset.__version__,
                 "updated_at": _now(),
                 "settings": self.settings,
+                "configs": {**manifest.configs, self.settings.config: self.settings},
                 "taxonomy_hash": self.taxonomy.content_hash(),
                 "disciplines": sorted(generated),
-                "removed_disciplines": sorted((set(manifest.removed_disciplines) | set(removed)) - generated),
-                "prompt_versions": self.prompts.versions,
+                "removed_disciplines": sorted(removed),
+                "prompt_versions": {**manifest.prompt_versions, **self.prompts.versions},
                 "prompt_version": self.prompt_version,
                 "counts": counts,
-                "usage": self.engine.usage.to_dict(),
+                "usage": self._usage(),
                 "engine": {"mode": self.engine_config.mode, "concurrency": self.engine_config.concurrency},
             }
         )
         write_json_atomic(self.rundir.run_json, manifest.model_dump(mode="json"))
         return manifest
+
+    def _usage(self) -> dict[str, Any]:
+        """This process's usage, and the run's cumulative usage read from the cache now: every process
+        commits its tokens there with each response, so no process's spend is lost or counted twice."""
+        cache = ResponseCache(self.rundir.llm_cache)
+        try:
+            now = cache.usage_totals()
+        finally:
+            cache.close()
+        session = self.engine.usage.session
+        previous: dict[tuple[str, str], UsageEntry] = {}
+        for key, entry in now.items():
+            rest = UsageEntry()
+            rest.add(entry)
+            mine = session.get(key)
+            if mine is not None:
+                for name in ("calls", "prompt_tokens", "completion_tokens"):
+                    setattr(rest, name, max(0, getattr(rest, name) - getattr(mine, name)))
+                for name in ("batch_calls", "batch_prompt_tokens", "batch_completion_tokens"):
+                    setattr(rest, name, max(0, getattr(rest, name) - getattr(mine, name)))
+            rest.cache_hits = 0
+            previous[key] = rest
+        ledger = UsageLedger(self.engine_config.prices, previous)
+        ledger.session = session
+        return ledger.to_dict()
+
+
+def _failure_discipline(line: str) -> str | None:
+    """The discipline of a failures.jsonl line: unit keys start with it (``stages.base.unit_key``)."""
+    try:
+        key = json.loads(line).get("key")
+    except (ValueError, AttributeError):
+        return None
+    return key.split("/", 1)[0] if isinstance(key, str) else None
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:

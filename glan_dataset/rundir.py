@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from glan_dataset.errors import UsageError
+
 
 class RunDir:
     """Paths inside one run directory. Creating the object creates nothing on disk."""
@@ -78,10 +80,41 @@ class RunDir:
         """Slugs of the disciplines whose records are complete."""
         return sorted(p.stem for p in self.stage_dir("records").glob("*.parquet"))
 
+    @property
+    def prices(self) -> Path:
+        """Prices (USD per million tokens) given to ``--price``, remembered for later runs, plan and card."""
+        return self.root / "prices.json"
+
     def read_run_json(self) -> dict[str, Any]:
+        """run.json as a dict ({} when there is none); a damaged one is a one-line UsageError naming it."""
         if not self.run_json.exists():
             return {}
-        return json.loads(self.run_json.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(self.run_json.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise UsageError(
+                f"{self.run_json} is damaged (not JSON: {type(error).__name__}); restore it from a copy, or move it "
+                "aside and run `glan generate` with the same settings again to rebuild it (paid calls come from the cache)"
+            ) from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{self.run_json} is not a glan run manifest (a JSON object); restore it or move it aside")
+        return data
+
+
+def read_prices(run: RunDir) -> dict[str, tuple[float, float]]:
+    """``RUN/prices.json`` as ``{model: (in, out)}`` ({} when there is none)."""
+    path = run.prices
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {str(model): (float(pair[0]), float(pair[1])) for model, pair in data["prices"].items()}
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, IndexError, AttributeError):
+        raise UsageError(f"{path} does not hold prices as MODEL: [IN, OUT]; fix or delete it") from None
+
+
+def write_prices(run: RunDir, prices: dict[str, tuple[float, float]]) -> None:
+    write_json_atomic(run.prices, {"prices": {model: list(pair) for model, pair in sorted(prices.items())}})
 
 
 @contextmanager

@@ -74,7 +74,10 @@ class StageCounts(BaseModel):
 
 
 class RunManifest(BaseModel):
-    """``RUN/run.json``: the resolved settings of the last generation, counts, prompt versions and usage."""
+    """``RUN/run.json``: the resolved settings of the last generation, counts, prompt versions and usage.
+
+    Merged, never overwritten with one process's view: each generation updates its own disciplines'
+    counts and its config's settings under the run lock, and usage is the shared cache's."""
 
     glan_dataset_version: str
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -93,3 +96,8 @@ class RunManifest(BaseModel):
     )
     engine: dict[str, Any] = Field(default_factory=dict, description="Non-secret engine settings (mode, concurrency).")
     demo: bool = False
+    configs: dict[str, GenerationSettings] = Field(
+        default_factory=dict,
+        description="The settings of the last generation of each config (``settings`` is the latest of them): "
+        "processes generating different configs into one run directory each keep theirs.",
+    )
