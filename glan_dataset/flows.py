@@ -12,6 +12,7 @@ decontamination and publishing together; the CLI and ``builder_script.py`` call 
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,19 +24,32 @@ from rich.panel import Panel
 from rich.tree import Tree
 
 from glan_dataset.decontamination import DecontaminationReport, DecontaminationSettings, decontaminate_run
-from glan_dataset.errors import UsageError
+from glan_dataset.errors import IncompleteError, UsageError
 from glan_dataset.llm import EngineConfig
 from glan_dataset.merge import MergeReport
 from glan_dataset.merge import merge_runs as _merge_runs
+from glan_dataset.pipeline import Outcome, resolve_taxonomy
 from glan_dataset.pipeline import generate as _generate
-from glan_dataset.pipeline import resolve_taxonomy
+from glan_dataset.pipeline import outcome as _outcome
 from glan_dataset.publishing.publish import publish_run
 from glan_dataset.publishing.targets import HUB_SCHEME, PublishResult
 from glan_dataset.rundir import RunDir
 from glan_dataset.settings import GenerationSettings, RunManifest
 from glan_dataset.stages import STEPS, Step
 
-__all__ = ["DemoResult", "Prepared", "build", "decontaminate", "demo", "generate", "merge_runs", "prepare", "publish"]
+__all__ = [
+    "DemoResult",
+    "Outcome",
+    "Prepared",
+    "build",
+    "decontaminate",
+    "demo",
+    "generate",
+    "merge_runs",
+    "outcome",
+    "prepare",
+    "publish",
+]
 
 DEMO_SETTINGS: dict[str, Any] = {"subject_samples": 2, "max_subjects": 3, "questions_per_subject": 4, "seed": 0}
 DEMO_TEST_PER_DISCIPLINE = 2
@@ -72,6 +86,11 @@ def generate(
         shard=shard,
         steps=steps,
     )
+
+
+def outcome(run_dir: str | Path, manifest: RunManifest, config: str, shard: tuple[int, int] | None = None) -> Outcome:
+    """What ``generate`` left for ``config``: records, units still failing, disciplines without records."""
+    return _outcome(run_dir, manifest, config, shard)
 
 
 def decontaminate(
@@ -144,6 +163,7 @@ def build(
     decontamination_settings: DecontaminationSettings | dict[str, Any] | None = None,
     demo: bool = False,
     quiet: bool = False,
+    allow_partial: bool = False,
     console: Console | None = None,
     **publish_options: Any,
 ) -> PublishResult:
@@ -152,10 +172,17 @@ def build(
     The whole run directory is published, not only ``settings.config``: building ``physics`` and then
     ``chemistry`` into the same run directory and target gives a repository with both (publishing only
     the last config would delete the first one's shards from the target). ``publish_options`` are
-    those of :func:`publish`."""
+    those of :func:`publish`.
+
+    Nothing is paid before what could fail for free is checked: a Hub target's token, write access
+    and tag (:func:`check_hub_target`). A generation with units still outstanding or disciplines
+    without records is not published (:class:`~glan_dataset.errors.IncompleteError`, exit code 3)
+    unless ``allow_partial``."""
     console = console or Console(stderr=True, quiet=quiet)
     if demo and str(target or "").startswith(HUB_SCHEME):
         raise UsageError("demo data is placeholder text; publish it to a local folder")  # before any work
+    if str(target or "").startswith(HUB_SCHEME) and not publish_options.get("dry_run"):
+        check_hub_target(str(target), tag=publish_options.get("tag"), **_hub_options_of(publish_options))
     prepared = prepare(
         run_dir,
         settings,
@@ -166,15 +193,67 @@ def build(
         demo=demo,
         quiet=quiet,
     )
-    if prepared.failures:
-        console.print(
-            f"[yellow]{prepared.failures} unit(s) failed and are missing from this build; "
-            "run the same command again to retry them (nothing paid is repeated).[/yellow]"
-        )
     run = RunDir(run_dir)
+    result = outcome(run.root, prepared.manifest, settings.config)
     if not prepared.disciplines:
-        raise UsageError(f"no records were generated for --config {settings.config}; see {run.failures} and run again")
+        raise IncompleteError(
+            f"no records were generated for --config {settings.config} ({result.summary() or 'nothing to generate'}); "
+            f"see {run.failures} and run the same command again (nothing paid is repeated)"
+        )
+    if result.partial and not allow_partial:
+        raise IncompleteError(
+            f"not published: --config {settings.config} is partial ({result.summary()}); run the same command "
+            "again to retry (nothing paid is repeated), or add --allow-partial to publish what there is"
+        )
+    if result.partial:
+        console.print(f"[yellow]publishing a partial build (--allow-partial): {result.summary()}[/yellow]")
+        if "allow_partial" in inspect.signature(publish_run).parameters:  # publish's own check (its card says so)
+            publish_options["allow_partial"] = True
     return publish(run.root, target, quiet=quiet, console=console if not quiet else None, **publish_options)
+
+
+def _hub_options_of(options: dict[str, Any]) -> dict[str, Any]:
+    return {name: options[name] for name in ("revision", "create_pr") if options.get(name) is not None}
+
+
+def check_hub_target(
+    spec: str, *, tag: str | None = None, revision: str | None = None, create_pr: bool = False
+) -> None:
+    """Before any paid call: the Hub token is there and valid, it may write to the repo (or create it
+    in its namespace), and ``tag`` is free. One-line :class:`UsageError` naming the fix otherwise."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    repo_id = spec[len(HUB_SCHEME) :].strip("/").split("@", 1)[0]
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise UsageError(f"bad Hub target {spec!r}: use hf://ORG/NAME")
+    api = HfApi()
+    try:
+        me = api.whoami()
+    except (HfHubHTTPError, OSError) as error:
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        if status in (401, 403) or "token" in str(error).lower():
+            raise UsageError(
+                f"no valid Hugging Face token to publish to {spec}: set HF_TOKEN or run `hf auth login` "
+                "with a write token (checked before generating, nothing was spent)"
+            ) from None
+        raise UsageError(f"cannot reach the Hub to check {spec} ({type(error).__name__}); try again") from None
+    namespace = repo_id.split("/", 1)[0]
+    allowed = {me.get("name")} | {org.get("name") for org in me.get("orgs") or []}
+    role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
+    if namespace not in allowed or role == "read":
+        why = "a read-only token" if role == "read" else f"the token's account cannot write to {namespace}"
+        raise UsageError(f"cannot publish to {spec}: {why}; use a write token for {namespace} (nothing was spent)")
+    if tag is None:
+        return
+    try:
+        refs = api.list_repo_refs(repo_id, repo_type="dataset")
+    except RepositoryNotFoundError:
+        return  # a new repo: every tag is free
+    except (HfHubHTTPError, OSError) as error:
+        raise UsageError(f"cannot read {spec}'s tags ({type(error).__name__}); try again") from None
+    if tag in {ref.name for ref in refs.tags}:
+        raise UsageError(f"{spec} already has tag {tag!r}: choose another --tag (checked before generating)")
 
 
 # ---------------------------------------------------------------------------------------- demo

@@ -488,6 +488,47 @@ def _failure_discipline(line: str) -> str | None:
     return key.split("/", 1)[0] if isinstance(key, str) else None
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a generation of a config left: its disciplines' records, units still failing, and the
+    disciplines with no records at all. ``partial`` is what exit code 3 and build's refusal mean."""
+
+    disciplines: list[str]
+    records: int
+    failures: int
+    missing: list[str]
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.failures or self.missing)
+
+    def summary(self) -> str:
+        parts = []
+        if self.failures:
+            parts.append(f"{self.failures} failed unit(s) outstanding")
+        if self.missing:
+            listed = ", ".join(self.missing[:5]) + (
+                f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else ""
+            )
+            parts.append(f"{len(self.missing)} discipline(s) without records ({listed})")
+        return "; ".join(parts)
+
+
+def outcome(run_dir: str | Path, manifest: RunManifest, config: str, shard: tuple[int, int] | None = None) -> Outcome:
+    """The outcome of ``config`` (the shard's part of it) in the run directory, from run.json's counts."""
+    run = RunDir(run_dir)
+    slugs = [c.slug for c in discipline_contexts(resolve_taxonomy(run, None), config)]
+    if shard is not None:
+        slugs = slugs[shard[0] :: shard[1]]
+    counts = {d: manifest.counts.get(d) for d in slugs}
+    return Outcome(
+        disciplines=slugs,
+        records=sum(c.records for c in counts.values() if c is not None),
+        failures=sum(c.failures for c in counts.values() if c is not None),
+        missing=[d for d in slugs if not run.records_file(d).exists()],
+    )
+
+
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield first
     yield from rest

@@ -58,7 +58,7 @@ def main() -> None:
         sys.exit(getattr(error, "exit_code", 2))
     except GlanError as error:
         _error(str(error))
-        sys.exit(2)
+        sys.exit(error.exit_code)
     except OSError as error:  # a path that cannot be read or written: --out under a file, a folder for a file ...
         if error.filename is None:
             raise

@@ -42,8 +42,22 @@ from glan_dataset.cli.options import (
     Tpm,
     parse_shard,
 )
-from glan_dataset.rundir import RunDir
+from glan_dataset.errors import IncompleteError
+from glan_dataset.rundir import RunDir, read_prices
 from glan_dataset.settings import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL
+
+PARTIAL_EXIT_CODE = IncompleteError.exit_code
+"""`glan generate` / `glan build` exit code when units are still outstanding (2 stays "bad input")."""
+
+AllowPartialBuild = Annotated[
+    bool,
+    typer.Option(
+        "--allow-partial",
+        help="Publish even though disciplines of the config are missing or have failed units "
+        "(without it, build stops before publishing with exit code 3).",
+        rich_help_panel="Publishing",
+    ),
+]
 
 
 def generate_command(
@@ -93,15 +107,24 @@ def generate_command(
         quiet=quiet,
         shard=parse_shard(shard),
     )
-    records = sum(manifest.counts[d].records for d in manifest.disciplines if d in manifest.counts)
-    failures = sum(counts.failures for counts in manifest.counts.values())
-    summary = f"{records} records in {len(manifest.disciplines)} discipline(s) under {RunDir(out).stage_dir('records')}"
-    if failures:
-        summary += f"; {failures} failed unit(s), run the same command again to retry them"
-    if quiet:
-        logging.getLogger("glan_dataset").info(summary)
+    result = flows.outcome(out, manifest, config, parse_shard(shard))
+    records = RunDir(out).stage_dir("records")
+    if result.records == 0 and result.partial:
+        summary = f"nothing was generated for --config {config}: {result.summary()}; see {RunDir(out).failures} "
+        summary += "and run the same command again (nothing paid is repeated)"
     else:
-        Console(stderr=True, soft_wrap=True).print(summary, style="yellow" if failures else "green", highlight=False)
+        summary = (
+            f"{result.records} records in {len(result.disciplines) - len(result.missing)} discipline(s) under {records}"
+        )
+        if result.partial:
+            summary += f"; {result.summary()}: run the same command again to retry them (nothing paid is repeated)"
+    if quiet:
+        logging.getLogger("glan_dataset").log(logging.WARNING if result.partial else logging.INFO, summary)
+    else:
+        style = "yellow" if result.partial else "green"
+        Console(stderr=True, soft_wrap=True).print(summary, style=style, highlight=False)
+    if result.partial:
+        raise typer.Exit(PARTIAL_EXIT_CODE)
 
 
 def plan_command(
@@ -117,6 +140,10 @@ def plan_command(
     seed: Seed = 0,
     mode: Mode = "online",
     price: Prices = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="A run directory whose remembered prices (RUN/prices.json) to use."),
+    ] = None,
 ) -> None:
     """Print the LLM calls, tokens and cost a generation needs, without calling anything."""
     from glan_dataset.llm import PriceTable
@@ -130,7 +157,8 @@ def plan_command(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio, seed
     ).settings()
     contexts = discipline_contexts(load_taxonomy(taxonomy), config)
-    prices = PriceTable.parse(price or [])
+    given = PriceTable.parse(price or [])  # those given now win over those remembered by the run
+    prices = PriceTable(prices={**(read_prices(RunDir(out)) if out is not None else {}), **given.prices})
     plan = plan_generation(
         settings, contexts, PromptLibrary(prompts, prompt_names(settings)), prices, batch=mode == "batch"
     )

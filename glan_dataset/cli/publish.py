@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from glan_dataset.cli.decontaminate import BenchmarkFiles, Benchmarks, NoHub, RequireAll
+from glan_dataset.cli.generate import AllowPartialBuild
 from glan_dataset.cli.options import (
     AnswerModel,
     AnswerTemperature,
@@ -188,6 +189,7 @@ def build_command(
     revision: Revision = None,
     dry_run: DryRun = False,
     quiet: Quiet = False,
+    allow_partial: AllowPartialBuild = False,
 ) -> None:
     """Generate (or resume), decontaminate and publish a config in one go.
 
@@ -224,6 +226,7 @@ def build_command(
         pretty_name=pretty_name,
         dry_run=dry_run,
         quiet=quiet,
+        allow_partial=allow_partial,
         **_hub_options(private, create_pr, revision),
     )
 
