@@ -67,8 +67,9 @@ def test_a_partial_build_is_refused_with_exit_3_unless_allowed(
 
 def test_a_build_that_generated_nothing_is_incomplete(tmp_path: Path) -> None:
     with FakeOpenAIServer(faults=FaultPlan(rate_500=1.0)) as server:
-        with pytest.raises(IncompleteError, match="no records were generated"):
+        with pytest.raises(IncompleteError, match="no records were generated") as refused:
             build(tmp_path / "run", server, tmp_path / "published", tmp_path)
+    assert refused.value.exit_code == 3
 
 
 @pytest.mark.parametrize("problem", ["no token", "foreign namespace", "tag taken"])
