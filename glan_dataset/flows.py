@@ -207,8 +207,8 @@ def build(
         )
     if result.partial:
         console.print(f"[yellow]publishing a partial build (--allow-partial): {result.summary()}[/yellow]")
-        if "allow_partial" in inspect.signature(publish_run).parameters:  # publish's own check (its card says so)
-            publish_options["allow_partial"] = True
+    if allow_partial and "allow_partial" in inspect.signature(publish_run).parameters:
+        publish_options["allow_partial"] = True  # publish checks the whole run too (and its card says what is missing)
     return publish(run.root, target, quiet=quiet, console=console if not quiet else None, **publish_options)
 
 
