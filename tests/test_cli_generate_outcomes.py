@@ -90,7 +90,9 @@ def test_a_truncated_snapshot_retires_nothing(
     assert "chemistry" in json.loads((run / "run.json").read_text())["disciplines"]
 
 
-@pytest.mark.parametrize("damage", ["stage file", "run.json not json", "run.json a list", "run.json a folder"])
+@pytest.mark.parametrize(
+    "damage", ["stage file", "run.json not json", "run.json a list", "run.json a folder", "prices.json", "snapshot"]
+)
 def test_damaged_files_are_one_line_and_never_replaced(
     damage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -100,6 +102,12 @@ def test_damaged_files_are_one_line_and_never_replaced(
         if damage == "stage file":
             path = run / "syllabi" / "physics.parquet"
             path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut, as by a full disk
+        elif damage == "prices.json":
+            path = run / "prices.json"
+            path.write_text('{"prices": {"gpt-4.1": "cheap"}}')
+        elif damage == "snapshot":
+            path = run / "taxonomy.yaml"
+            path.write_bytes(b"fields: [\x00\xff")
         elif damage == "run.json a folder":
             path = run / "run.json"
             path.unlink()
@@ -109,7 +117,9 @@ def test_damaged_files_are_one_line_and_never_replaced(
             path.write_text("[1, 2]" if damage == "run.json a list" else '{"glan_dataset_version": "0.')
         before = path.read_bytes() if path.is_file() else None
         server.reset_stats()
-        code, _, stderr = glan(monkeypatch, capsys, *generate_args(run, server, "physics"))
+        code, _, stderr = glan(
+            monkeypatch, capsys, *generate_args(run, server, "physics", taxonomy=damage != "snapshot")
+        )
         assert server.stats.chat_calls == 0
     assert code == 2
     one_line(stderr, str(path))
