@@ -144,12 +144,18 @@ def prepare(
     manifest = generate(
         run_dir, settings, engine_config, taxonomy_path=taxonomy_path, prompts_dir=prompts_dir, quiet=quiet, demo=demo
     )
-    run = RunDir(run_dir)
-    selected = [d.slug for d in resolve_taxonomy(run, None).select(settings.config)]
+    return Prepared(manifest, _decontaminate_config(RunDir(run_dir), settings.config, decontamination_settings))
+
+
+def _decontaminate_config(
+    run: RunDir, config: str, settings: DecontaminationSettings | dict[str, Any] | None
+) -> list[str]:
+    """Decontaminate the config's disciplines that have records; returns them."""
+    selected = [d.slug for d in resolve_taxonomy(run, None).select(config)]
     disciplines = [d for d in selected if run.records_file(d).exists()]
     if disciplines:
-        decontaminate(run.root, decontamination_settings, disciplines)
-    return Prepared(manifest, disciplines)
+        decontaminate(run.root, settings, disciplines)
+    return disciplines
 
 
 def build(
@@ -183,19 +189,12 @@ def build(
         raise UsageError("demo data is placeholder text; publish it to a local folder")  # before any work
     if str(target or "").startswith(HUB_SCHEME) and not publish_options.get("dry_run"):
         check_hub_target(str(target), tag=publish_options.get("tag"), **_hub_options_of(publish_options))
-    prepared = prepare(
-        run_dir,
-        settings,
-        engine_config,
-        taxonomy_path=taxonomy_path,
-        prompts_dir=prompts_dir,
-        decontamination_settings=decontamination_settings,
-        demo=demo,
-        quiet=quiet,
+    manifest = generate(
+        run_dir, settings, engine_config, taxonomy_path=taxonomy_path, prompts_dir=prompts_dir, quiet=quiet, demo=demo
     )
     run = RunDir(run_dir)
-    result = outcome(run.root, prepared.manifest, settings.config)
-    if not prepared.disciplines:
+    result = outcome(run.root, manifest, settings.config)  # checked before decontaminating: a refusal is quick
+    if not result.records:
         raise IncompleteError(
             f"no records were generated for --config {settings.config} ({result.summary() or 'nothing to generate'}); "
             f"see {run.failures} and run the same command again (nothing paid is repeated)"
@@ -207,6 +206,7 @@ def build(
         )
     if result.partial:
         console.print(f"[yellow]publishing a partial build (--allow-partial): {result.summary()}[/yellow]")
+    _decontaminate_config(run, settings.config, decontamination_settings)
     if allow_partial and "allow_partial" in inspect.signature(publish_run).parameters:
         publish_options["allow_partial"] = True  # publish checks the whole run too (and its card says what is missing)
     return publish(run.root, target, quiet=quiet, console=console if not quiet else None, **publish_options)
