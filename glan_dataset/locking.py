@@ -111,6 +111,8 @@ class FileLock:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
+            # Linux converts by dropping the held lock first: a refused conversion leaves nothing held
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_SH)
             return False
 
     def share(self) -> None:

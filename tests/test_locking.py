@@ -65,6 +65,9 @@ def test_waiting_for_a_lock_and_shared_locks(tmp_path: Path) -> None:
     assert first.acquire(shared=True) and second.acquire(shared=True)
     assert not first.try_exclusive()  # someone else shares it: not alone
     second.release()
+    assert not locks.lock("writers").acquire()  # the refused conversion left first's shared lock held
+    assert second.acquire(shared=True)
+    second.release()
     assert first.try_exclusive()
     start = time.monotonic()
     assert not locks.lock("writers").acquire(wait=True, timeout=0.2)
