@@ -65,11 +65,12 @@ def main() -> None:
         _error(f"cannot use {error.filename}: {error.strerror or error}; check the path")
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
+        code = 130
+    if code == 130:  # typer turns Ctrl-C into Exit(130), returned as the code without standalone mode
         Console(stderr=True).print(
             "[yellow]interrupted:[/yellow] every answered call is saved; run the same command again to resume",
             highlight=False,
         )
-        sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
 
 
