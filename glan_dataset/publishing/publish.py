@@ -10,6 +10,8 @@ target apply the plan. Nothing is written to the target before the plan is compl
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ from glan_dataset.rundir import RunDir, write_text_atomic
 CARD_EXTRA_FILE = "card_extra.md"
 """``RUN/card_extra.md``: the maintainer's extra card text, kept so later publishes reuse it."""
 DEFAULT_TARGET_DIR = "published"
+STAGING_PREFIX = ".publish-"
+"""``RUN/.publish-<pid>-*``: the staging folder of a publish in progress (removed by the next one if left)."""
 _LICENSE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-+")
 
 
@@ -100,7 +104,8 @@ def publish_run(
     target = parse_target(spec, **hub_options)
 
     # Staged beside the run (same disk, which holds the data anyway; /tmp may be too small for 20 GB).
-    with tempfile.TemporaryDirectory(prefix=".publish-", dir=run.root) as tmp:
+    _remove_stale_staging(run.root)
+    with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=run.root) as tmp:
         staging = Path(tmp)
         staged = write_layout(
             iter_clean_splits(run.clean_dir, test_per_discipline=test_per_discipline, seed=seed),
@@ -113,9 +118,15 @@ def publish_run(
         )
         existing = target.existing_files()
         changed, removed = _changed_disciplines(plan_publish(staging, existing), staged)
-        previous = load_releases(target.read_file(RELEASES_FILE))
+        previous = load_releases(target.read_file(RELEASES_FILE), source=f"{RELEASES_FILE} in {target.description}")
         releases = list(previous)
-        new_release = bool(changed or removed or tag or not previous)
+        tagged = tag is not None and any(r.tag == tag for r in previous)
+        if tagged and (changed or removed):
+            raise UsageError(
+                f"tag {tag!r} is already a release of {target.description} with other data; choose a new --tag"
+            )
+        # A rerun of a release that landed (or whose tag failed after its commit) records nothing twice.
+        new_release = bool(changed or removed or (tag and not tagged) or not previous)
         if new_release:
             releases.append(
                 next_release(
@@ -154,6 +165,24 @@ def publish_run(
     if not quiet:
         print_result(result, console)
     return result
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Staging folders left in the run by a killed publish (their process is gone) are removed."""
+    for folder in root.glob(f"{STAGING_PREFIX}*"):
+        pid = folder.name[len(STAGING_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _dataset_id(spec: str) -> str:
