@@ -11,7 +11,14 @@ from rich.console import Console
 from glan_dataset.errors import UsageError
 from glan_dataset.publishing.publish import publish_run
 from glan_dataset.publishing.targets import LocalFolderTarget
-from tests.publishing_support import DISCIPLINES, decon_report, make_records, make_run, write_clean
+from tests.publishing_support import (
+    DISCIPLINES,
+    decon_report,
+    make_records,
+    make_run,
+    write_clean,
+    write_taxonomy,
+)
 
 
 def snapshot(folder):
@@ -92,6 +99,7 @@ def test_second_publish_rewrites_only_the_changed_discipline(tmp_path):
     (run / "clean" / "archaeology.parquet").unlink()
     (run / "records" / "archaeology.parquet").unlink()
     remaining = [d for d in DISCIPLINES if d != "archaeology"]  # and decontamination ran again
+    write_taxonomy(run / "taxonomy.yaml", remaining)  # it left the taxonomy
     (run / "decontamination" / "report.json").write_text(json.dumps(decon_report(remaining)))
     result = publish_run(run, out, test_per_discipline=2, quiet=True, tag="v2")
     assert shard("archaeology", "train", before) in result.plan.delete

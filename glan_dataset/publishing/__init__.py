@@ -23,6 +23,7 @@ from glan_dataset.publishing.targets import (
     RemoteFile,
     parse_target,
     plan_publish,
+    preflight,
 )
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "RemoteFile",
     "parse_target",
     "plan_publish",
+    "preflight",
     "publish_run",
 ]
 

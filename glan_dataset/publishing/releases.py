@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -30,6 +31,9 @@ class Release(BaseModel):
     disciplines: int
     disciplines_changed: list[str] = Field(default_factory=list)
     disciplines_removed: list[str] = Field(default_factory=list)
+    partial: bool = False
+    """Published with ``--allow-partial``: ``missing`` says what the release lacks."""
+    missing: dict[str, Any] | None = None
 
 
 def load_releases(content: bytes | None, *, source: str = RELEASES_FILE) -> list[Release]:
@@ -65,6 +69,7 @@ def next_release(
     disciplines: int,
     changed: list[str],
     removed: list[str],
+    missing: dict[str, Any] | None = None,
     today: str | None = None,
 ) -> Release:
     """The entry for this publish; its version is the tag, else the next ``r<N>``."""
@@ -79,4 +84,6 @@ def next_release(
         disciplines=disciplines,
         disciplines_changed=sorted(changed),
         disciplines_removed=sorted(removed),
+        partial=missing is not None,
+        missing=missing,
     )

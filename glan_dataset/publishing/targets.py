@@ -205,6 +205,24 @@ def parse_target(spec: str | Path, **hub_options: Any) -> PublishTarget:
     return LocalFolderTarget(Path(text))
 
 
+def preflight(target_spec: str | Path, *, tag: str | None = None, **hub_options: Any) -> PublishTarget:
+    """Check that a publish to ``target_spec`` can succeed before any money or time is spent on it.
+
+    A folder: its path is a folder (or can become one) and is writable; the tag name is valid. The
+    Hub: the token is there and may write to the repo (or create it), the tag is free. One-line
+    errors; nothing is written. ``glan build`` calls this before generating; ``glan publish``
+    before staging. Returns the parsed target.
+    """
+    target = parse_target(target_spec, **hub_options)
+    if isinstance(target, LocalFolderTarget):
+        target.check_writable()
+        if tag is not None:
+            _check_tag_name(tag)
+    else:
+        target.preflight(tag)  # type: ignore[attr-defined]
+    return target
+
+
 class LocalFolderTarget:
     """A dataset repository in a local folder: ``load_dataset(str(folder), config)`` reads it.
 
