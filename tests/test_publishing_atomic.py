@@ -39,7 +39,7 @@ READER = textwrap.dedent(
             line = match[0] if match else f"MIX {len(ids)} rows"
         except Exception as error:  # noqa: BLE001 - reported to the test, which fails on it
             line = "ERROR " + " ".join(f"{type(error).__name__}: {error}".split())[:300]
-        out.write(line + "\n")
+        out.write(line + "\\n")
     """
 )
 
