@@ -44,6 +44,29 @@ READER = textwrap.dedent(
 )
 
 
+def tree_state(root: Path, out: Path) -> set[tuple[str, int]]:
+    """Every entry beside and under the target (through its link), with its inode: any write shows."""
+    state = {(entry.name, entry.inode()) for entry in os.scandir(root)}
+    for folder in (out, root / f".{out.name}.releases"):
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            state |= {(os.path.join(dirpath, name), os.lstat(os.path.join(dirpath, name)).st_ino) for name in filenames}
+            state |= {(os.path.join(dirpath, name), 0) for name in dirnames}
+    return state
+
+
+def wait_for_change(root: Path, out: Path, publisher: subprocess.Popen, timeout: float) -> None:
+    """Return as soon as the publisher changes anything at the target (or ends, or ``timeout`` passes)."""
+    before = tree_state(root, out)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and publisher.poll() is None:
+        try:
+            if tree_state(root, out) != before:
+                return
+        except FileNotFoundError:  # a file vanished while listing: that is a change too
+            return
+        time.sleep(0.001)
+
+
 def publish_command(run: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "glan_dataset", "publish", str(run), "--to", str(out), "--quiet"]
 
@@ -94,7 +117,11 @@ def test_kill_9_during_publish_never_shows_a_mix_and_the_rerun_leaves_nothing_be
             publisher = subprocess.Popen(
                 publish_command(run, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            time.sleep(rng.uniform(0.3, 1.1) * full)  # the start is mostly imports
+            if iteration % 3 == 2:
+                time.sleep(rng.uniform(0.3, 1.1) * full)  # anywhere (the start is mostly imports)
+            else:  # while it writes the target: the moment that matters, a few ms of a publish
+                wait_for_change(tmp_path, out, publisher, timeout=3 * full)
+                time.sleep(rng.uniform(0.0, 0.03))
             publisher.send_signal(signal.SIGKILL)
             publisher.wait()
             reader_catches_up()

@@ -31,6 +31,7 @@ from glan_dataset.publishing.targets import (
     HUB_SCHEME,
     PublishPlan,
     PublishResult,
+    PublishTarget,
     parse_target,
     plan_publish,
     preflight,
@@ -204,6 +205,41 @@ def publish_run(
 
     # Staged beside the run (same disk, which holds the data anyway; /tmp may be too small for 20 GB).
     _remove_stale_staging(run.root)
+    try:
+        return _stage_and_publish(
+            run, target, spec, manifest, missing, extra, license=license, tag=tag, message=message,
+            max_shard_size=max_shard_size, test_per_discipline=test_per_discipline, seed=seed,
+            pretty_name=pretty_name, dry_run=dry_run, quiet=quiet, console=console, demo=demo,
+        )  # fmt: skip
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        raise UsageError(
+            f"cannot stage the release in {run.root}: {error.strerror or error}{where}; "
+            "free some space or fix the folder's permissions, then publish again"
+        ) from None
+
+
+def _stage_and_publish(
+    run: RunDir,
+    target: PublishTarget,
+    spec: str,
+    manifest: dict[str, Any],
+    missing: MissingData,
+    extra: str | None,
+    *,
+    license: str,  # noqa: A002
+    tag: str | None,
+    message: str | None,
+    max_shard_size: str | int,
+    test_per_discipline: int,
+    seed: int,
+    pretty_name: str | None,
+    dry_run: bool,
+    quiet: bool,
+    console: Console,
+    demo: bool,
+) -> PublishResult:
+    """Write the release into a staging folder in the run, plan it against the target and apply the plan."""
     with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=run.root) as tmp:
         staging = Path(tmp)
         staged = write_layout(

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -215,7 +216,7 @@ def preflight(target_spec: str | Path, *, tag: str | None = None, **hub_options:
     """
     target = parse_target(target_spec, **hub_options)
     if isinstance(target, LocalFolderTarget):
-        target.check_writable()
+        target.check_writable(probe=True)
         if tag is not None:
             _check_tag_name(tag)
     else:
@@ -291,17 +292,30 @@ class LocalFolderTarget:
     def tag_path(self, tag: str) -> Path:
         return self.path / TAGS_DIR / f"{tag}.json"
 
-    def check_writable(self) -> None:
-        """Refuse, in one line, a folder that cannot be published to (before any work is done)."""
+    def check_writable(self, *, probe: bool = False) -> None:
+        """Refuse, in one line, a folder that cannot be published to (before any work is done).
+
+        ``probe`` also creates and removes a temporary file in the nearest existing folder: the
+        only sure test (root passes every permission check, a read-only mount fails them all).
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise UsageError(f"cannot publish to {self.path}: it is a file, not a folder")
         for parent in [self.path.parent, *self.path.parent.parents]:
-            if parent.exists():
+            if parent.exists() or parent.is_symlink():
                 if not parent.is_dir():
                     raise UsageError(f"cannot publish to {self.path}: {parent} is a file, not a folder")
                 if not os.access(parent, os.W_OK | os.X_OK):
                     raise UsageError(f"cannot publish to {self.path}: {parent} is not writable; choose another --to")
+                if probe:
+                    try:
+                        with tempfile.TemporaryDirectory(prefix=".glan-probe-", dir=parent):
+                            pass
+                    except OSError as error:
+                        raise UsageError(
+                            f"cannot publish to {self.path}: {parent} is not writable ({error.strerror}); "
+                            "choose another --to"
+                        ) from None
                 break
-        if self.path.exists() and not self.path.is_dir():
-            raise UsageError(f"cannot publish to {self.path}: it is a file, not a folder")
 
     def publish(
         self, staging: Path, plan: PublishPlan, *, message: str, tag: str | None, dry_run: bool
@@ -317,6 +331,18 @@ class LocalFolderTarget:
                 raise UsageError(f"tag {tag!r} already exists in {self.path}; choose a new --tag")
         if dry_run:
             return result
+        try:
+            self._land(staging, plan, files, message=message, tag=tag)
+        except OSError as error:
+            where = f" ({error.filename})" if error.filename else ""
+            raise UsageError(
+                f"cannot publish to {self.path}: {error.strerror or error}{where}; the previous release is "
+                "untouched: fix the folder (space, permissions) or choose another --to, then publish again"
+            ) from None
+        return result
+
+    def _land(self, staging: Path, plan: PublishPlan, files: dict[str, str], *, message: str, tag: str | None) -> None:
+        """Build the release folder beside the current one and switch the link to it."""
         self.clean_leftovers()
         current = self._current()
         self.releases_dir.mkdir(parents=True, exist_ok=True)
@@ -348,7 +374,6 @@ class LocalFolderTarget:
         build.rename(final)
         self._switch(final, current)
         self.clean_leftovers()
-        return result
 
     def _tag_files(self, tag: str) -> dict[str, str] | None:
         try:
