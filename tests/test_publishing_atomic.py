@@ -24,7 +24,7 @@ from tests.publishing_support import DISCIPLINES, expected_rows, make_records, m
 
 READER = textwrap.dedent(
     """
-    import json, os, sys
+    import json, os, sys, tempfile
     import datasets
     datasets.config.USE_PARQUET_EXPORT = False
     datasets.disable_progress_bars()
@@ -33,8 +33,9 @@ READER = textwrap.dedent(
     out = open(log, "a", buffering=1)
     while not os.path.exists(stop):
         try:
-            loaded = datasets.load_dataset(folder, "all")
-            ids = set(loaded["train"]["id"]) | set(loaded["test"]["id"])
+            with tempfile.TemporaryDirectory() as cache:  # a cold cache: its key ignores the shards' content
+                loaded = datasets.load_dataset(folder, "all", cache_dir=cache)
+                ids = set(loaded["train"]["id"]) | set(loaded["test"]["id"])
             match = [name for name, expected in versions.items() if ids == expected]
             line = match[0] if match else f"MIX {len(ids)} rows"
         except Exception as error:  # noqa: BLE001 - reported to the test, which fails on it
@@ -54,16 +55,18 @@ def tree_state(root: Path, out: Path) -> set[tuple[str, int]]:
     return state
 
 
-def wait_for_change(root: Path, out: Path, publisher: subprocess.Popen, timeout: float) -> None:
-    """Return as soon as the publisher changes anything at the target (or ends, or ``timeout`` passes)."""
-    before = tree_state(root, out)
+def wait_for_changes(root: Path, out: Path, publisher: subprocess.Popen, count: int, timeout: float) -> None:
+    """Return once the publisher has changed the target ``count`` times as seen by polling (or ended):
+    kills land all along its writing, however long each file takes on this machine."""
+    last = tree_state(root, out)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and publisher.poll() is None:
+    while count > 0 and time.monotonic() < deadline and publisher.poll() is None:
         try:
-            if tree_state(root, out) != before:
-                return
-        except FileNotFoundError:  # a file vanished while listing: that is a change too
-            return
+            now = tree_state(root, out)
+        except FileNotFoundError:  # a file vanished while listing: the next poll sees the change
+            continue
+        if now != last:
+            count, last = count - 1, now
         time.sleep(0.001)
 
 
@@ -119,9 +122,8 @@ def test_kill_9_during_publish_never_shows_a_mix_and_the_rerun_leaves_nothing_be
             )
             if iteration % 3 == 2:
                 time.sleep(rng.uniform(0.3, 1.1) * full)  # anywhere (the start is mostly imports)
-            else:  # while it writes the target: the moment that matters, a few ms of a publish
-                wait_for_change(tmp_path, out, publisher, timeout=3 * full)
-                time.sleep(rng.uniform(0.0, 0.03))
+            else:  # while it writes the target: the moment that matters, a fraction of a publish
+                wait_for_changes(tmp_path, out, publisher, count=rng.randint(1, 12), timeout=3 * full)
             publisher.send_signal(signal.SIGKILL)
             publisher.wait()
             reader_catches_up()
