@@ -598,10 +598,12 @@ def test_quiet_publish_shows_no_upload_bars(fake_hub: FakeHub, tmp_path: Path) -
     command = [sys.executable, "-m", "glan_dataset", "publish", str(run), "--to", f"hf://{REPO}"]
     loud = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert loud.returncode == 0, loud.stderr
+    assert "Upload 3 LFS files" in loud.stderr  # huggingface_hub's bars, which --quiet must silence
     from tests.publishing_support import make_records, write_clean
 
     write_clean(run, "physics", make_records("physics", 7, salt="b"))
     quiet = subprocess.run([*command, "--quiet"], env=env, capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stdout == "" and quiet.stderr == ""
+    assert "LFS" not in quiet.stderr
     assert_clean(fake_hub, loud.stdout, loud.stderr)
