@@ -29,6 +29,7 @@ from glan_dataset.publishing.releases import RELEASES_FILE, dump_releases, load_
 from glan_dataset.publishing.split import DEFAULT_TEST_PER_DISCIPLINE, iter_clean_splits
 from glan_dataset.publishing.targets import (
     HUB_SCHEME,
+    LocalFolderTarget,
     PublishPlan,
     PublishResult,
     PublishTarget,
@@ -297,6 +298,8 @@ def _stage_and_publish(
         commit_message = message or _default_message(staged, version, changed, removed)
         if plan.is_empty and tag is None:
             result = PublishResult(target=target.description, plan=plan, dry_run=dry_run)
+            if isinstance(target, LocalFolderTarget) and not dry_run:
+                target.clean_leftovers()  # a rerun after a kill that came once the release had landed
         else:
             with _hub_progress_silenced(quiet and spec.startswith(HUB_SCHEME)):
                 result = target.publish(staging, plan, message=commit_message, tag=tag, dry_run=dry_run)

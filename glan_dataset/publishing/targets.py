@@ -392,9 +392,10 @@ class LocalFolderTarget:
         _fsync_dir(self.path.parent)
 
     def clean_leftovers(self) -> None:
-        """Remove what a killed publish left: staging folders, link files, and releases older than the previous one."""
+        """Remove what a killed publish left (staging folders, link files) and releases older than the
+        previous one. A publish still running in another process keeps its staging folder."""
         for link in self.path.parent.glob(f".{glob.escape(self.path.name)}.link-*"):
-            if link.is_symlink():
+            if link.is_symlink() and not _owner_alive(link.name):
                 link.unlink(missing_ok=True)
         if not self.releases_dir.is_dir():
             return
@@ -403,8 +404,23 @@ class LocalFolderTarget:
         if current is not None and current.parent == self.releases_dir:
             keep = {current.name, self._release_note(current).get("previous")}
         for entry in self.releases_dir.iterdir():
-            if entry.name not in keep:
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            if entry.name in keep or (entry.name.startswith(".staging-") and _owner_alive(entry.name)):
+                continue
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether the process named by a ``...-<pid>`` leftover is another live process."""
+    pid = name.rsplit("-", 1)[-1]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _check_tag_name(tag: str) -> None:
