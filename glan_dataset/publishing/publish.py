@@ -94,7 +94,7 @@ class MissingData(BaseModel):
 
 def missing_data(run: RunDir, manifest: dict[str, Any]) -> MissingData:
     """Disciplines the run's config selects that are missing or incomplete, and outstanding failures."""
-    from glan_dataset.rundir import STAGES
+    from glan_dataset.stages import STAGES
     from glan_dataset.stages.store import StageStore
 
     have = set(run.record_disciplines())
