@@ -37,8 +37,9 @@ class CleanMeta(BaseModel):
 
 
 def _metadata(path: Path, what: str, fix: str) -> dict[bytes, bytes]:
+    """The parquet footer's key-value metadata (what polars' ``metadata=`` and pyarrow's schema metadata write)."""
     try:
-        return dict(pq.read_schema(path).metadata or {})
+        return dict(pq.read_metadata(path).metadata or {})
     except (OSError, pa.ArrowException) as error:
         raise UsageError(f"{what} {path} is unreadable or corrupt ({type(error).__name__}): {fix}") from None
 

@@ -139,6 +139,12 @@ class DisciplineReport(BaseModel):
     records_out: int
     records_identity: str = Field("", description="StageMeta.identity (or sha256) of the records file checked.")
 
+    @model_validator(mode="after")
+    def _split_counts(self) -> DisciplineReport:
+        if not self.contaminated_test and not self.contaminated_train:  # written without the split (older report)
+            self.contaminated_test = self.contaminated
+        return self
+
 
 class DecontaminationReport(BaseModel):
     """``RUN/decontamination/report.json``: what was checked, against what, and what it removed."""
@@ -166,6 +172,8 @@ class DecontaminationReport(BaseModel):
 
     @model_validator(mode="after")
     def _identity(self) -> DecontaminationReport:
+        if not self.contaminated_test and not self.contaminated_train:
+            self.contaminated_test = self.contaminated
         if not self.identity:
             self.identity = decontamination_identity(self.settings, self.benchmarks)
         return self
