@@ -95,7 +95,7 @@ def generate_command(
     )
     records = sum(manifest.counts[d].records for d in manifest.disciplines if d in manifest.counts)
     failures = sum(counts.failures for counts in manifest.counts.values())
-    summary = f"{records} records in {len(manifest.disciplines)} discipline(s) under {RunDir(out).stage_dir('records')}"
+    summary = f"{records} records in {len(manifest.disciplines)} discipline(s) under {RunDir(out).stage_dir(manifest.records_stage)}"
     if failures:
         summary += f"; {failures} failed unit(s), run the same command again to retry them"
     if quiet:

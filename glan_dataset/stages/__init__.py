@@ -25,9 +25,13 @@ How the next steps plug in (one new module plus one line in ``STEPS`` each):
   returning it one message longer, and ``enabled`` is ``turns > 1``. Every call is cached per unit,
   so a kill in the middle of turn 2 repays nothing.
 
-What such a step needs besides its module: its prompt template in ``prompts/`` (one file), and, if it
-has knobs (the judge's model, ``--turns``), a field in ``GenerationSettings`` with its CLI flag; the
-loop, resume, cache, failures, costs, progress, ``glan plan`` and the run.json counts need nothing.
+What such a step needs besides its module: its prompt template in ``prompts/`` (one file). Its knobs
+(the judge's model, ``--turns``) are a pydantic model in ``Step.options``, read from
+``GenerationSettings.step_options[<stage it writes>]`` (``check_step_options`` validates them), so
+``GenerationSettings`` needs no new field; a CLI flag is a convenience that fills that entry. The loop,
+resume, cache, failures, costs, progress, ``glan plan`` and the run.json counts need nothing. The last
+enabled step whose rows are records (a ``Record`` subclass) holds the run's finished records
+(``records_stage``, kept in run.json): decontamination and publishing read that folder.
 ``generate(..., steps=[*STEPS, JudgeStep()])`` runs a step without editing the list at all.
 
 Steps are stateless: one instance serves every run (settings arrive in the ``StepContext``).
@@ -37,6 +41,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
+from glan_dataset.errors import UsageError
+from glan_dataset.records import Record
 from glan_dataset.settings import GenerationSettings
 from glan_dataset.stages.answers import AnswersStep
 from glan_dataset.stages.base import Call, DisciplineContext, Reject, Step, StepContext
@@ -57,4 +65,40 @@ def prompt_names(settings: GenerationSettings, steps: Sequence[Step] = STEPS) ->
     return list(dict.fromkeys(names))
 
 
-__all__ = ["STAGES", "STEPS", "Call", "DisciplineContext", "Reject", "Step", "StepContext", "prompt_names"]
+def check_step_options(settings: GenerationSettings, steps: Sequence[Step] = STEPS) -> None:
+    """Each entry of ``settings.step_options`` names a step of ``steps`` that has options and is valid for
+    it: a typo or a bad value is one line (exit 2) before anything runs, not a silently ignored knob."""
+    by_stage = {step.writes: step for step in steps if step.options is not None}
+    for stage in settings.step_options:
+        step = by_stage.get(stage)
+        if step is None:
+            choices = ", ".join(sorted(by_stage)) or "none"
+            raise UsageError(
+                f"step options for {stage!r}: no step with options writes it (steps with options: {choices})"
+            )
+        try:
+            step.options_of(settings)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in (stage, *first["loc"]))
+            raise UsageError(f"invalid step option {where}: {first['msg']}") from None
+
+
+def records_stage(settings: GenerationSettings, steps: Sequence[Step] = STEPS) -> str:
+    """The stage folder holding the finished records: the last enabled step whose rows are records."""
+    stages = [step.writes for step in steps if step.enabled(settings) and issubclass(step.row_model, Record)]
+    return stages[-1] if stages else "records"
+
+
+__all__ = [
+    "STAGES",
+    "STEPS",
+    "Call",
+    "DisciplineContext",
+    "Reject",
+    "Step",
+    "StepContext",
+    "check_step_options",
+    "prompt_names",
+    "records_stage",
+]
