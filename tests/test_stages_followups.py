@@ -4,7 +4,15 @@ cached, and one turn leaves the records exactly as they were."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -110,3 +118,82 @@ def test_plan_counts_every_turn() -> None:
     assert [s.model for s in extra] == ["gpt-4.1", "gpt-4.1-mini"] * 2
     # later turns carry a longer history
     assert extra[2].prompt_tokens > extra[0].prompt_tokens and extra[3].prompt_tokens > extra[1].prompt_tokens
+
+
+def is_turn_2(messages: list[dict[str, str]]) -> bool:
+    """A turn-2 call: the student question after one pair, or the teacher answer to it."""
+    roles = [m["role"] for m in messages if m["role"] != "system"]
+    last = messages[-1]["content"]
+    return roles == ["user", "assistant", "user"] or ("follow-up question" in last and last.count("Teacher: ") == 1)
+
+
+def test_kill_9_in_the_middle_of_turn_2_repays_nothing(tmp_path: Path) -> None:
+    flags = ["--config", "physics", "--taxonomy", str(TINY_TAXONOMY), "--subject-samples", "2", "--max-subjects", "3",
+             "--questions-per-subject", "4", "--turns", "3", "--quiet"]  # fmt: skip
+    settings = tiny_settings(**turns(3))
+    with FakeOpenAIServer() as server:
+        generate(tmp_path / "reference", settings, engine_config(server), taxonomy_path=TINY_TAXONOMY, quiet=True)
+        uninterrupted = server.stats.chat_calls
+    turn_2_total = 2 * pl.read_parquet(tmp_path / "reference" / "records" / "physics.parquet").height
+
+    turn_2: list[int] = []
+    lock = threading.Lock()
+
+    def count(body: dict[str, Any]) -> None:
+        if is_turn_2(body["messages"]):
+            with lock:
+                turn_2.append(1)
+
+    run = tmp_path / "run"
+    with FakeOpenAIServer(latency=0.05, responder=count) as server:
+        command = [sys.executable, "-m", "glan_dataset", "generate", "--out", str(run), *flags,
+                   "--concurrency", "2", "--base-url", server.base_url]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(turn_2) < turn_2_total // 3 and time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        sent_before = server.stats.chat_calls
+        persisted = cache_rows(run)
+        assert turn_2_total // 3 <= len(turn_2) < turn_2_total, "killed in the middle of turn 2"
+        assert not (run / "conversations").exists()
+
+        server.reset_stats()
+        generate(run, settings, engine_config(server), taxonomy_path=TINY_TAXONOMY, quiet=True)
+        # every call whose reply was stored is replayed; only the rest (and the <= 2 in flight at the kill) is sent
+        assert server.stats.chat_calls == uninterrupted - persisted
+        assert sent_before + server.stats.chat_calls - uninterrupted <= 2
+    reference = pl.read_parquet(tmp_path / "reference" / "conversations" / "physics.parquet")
+    assert pl.read_parquet(run / "conversations" / "physics.parquet").equals(reference)
+
+
+def cache_rows(run: Path) -> int:
+    with sqlite3.connect(run / "llm-cache.sqlite") as db:
+        return int(db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
+def test_cli_turns_flag_and_plan(tmp_path: Path) -> None:
+    base = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    flags = ["--config", "physics", "--taxonomy", str(TINY_TAXONOMY), "--subject-samples", "2", "--max-subjects", "3",
+             "--questions-per-subject", "4"]  # fmt: skip
+    plan = subprocess.run(
+        [sys.executable, "-m", "glan_dataset", "plan", *flags, "--turns", "3"], capture_output=True, text=True, env=base
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert "followup_answer_3" in plan.stdout and "conversations of 3 turns" in plan.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "glan_dataset", "plan", *flags, "--turns", "0"], capture_output=True, text=True, env=base
+    )
+    assert bad.returncode == 2 and "--turns" in bad.stderr
+    with FakeOpenAIServer() as server:
+        made = subprocess.run(
+            [sys.executable, "-m", "glan_dataset", "generate", "--out", str(tmp_path / "run"), *flags, "--turns", "2",
+             "--base-url", server.base_url, "--quiet"],
+            capture_output=True, text=True, env=base,
+        )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "run/conversations" in made.stderr.replace(os.sep, "/")
+    conversations = pl.read_parquet(tmp_path / "run" / "conversations" / "physics.parquet")
+    assert {len(m) for m in conversations["messages"].to_list()} == {4}

@@ -40,6 +40,7 @@ from glan_dataset.cli.options import (
     Timeout,
     TopP,
     Tpm,
+    Turns,
     parse_shard,
 )
 from glan_dataset.rundir import RunDir
@@ -62,6 +63,7 @@ def generate_command(
     top_p: TopP = 0.95,
     answer_temperature: AnswerTemperature = 0.7,
     answer_top_p: AnswerTopP = 0.95,
+    turns: Turns = 1,
     base_url: BaseUrl = None,
     concurrency: Concurrency = 64,
     timeout: Timeout = 120.0,
@@ -79,7 +81,7 @@ def generate_command(
 
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio,
-        seed, temperature, top_p, answer_temperature, answer_top_p,
+        seed, temperature, top_p, answer_temperature, answer_top_p, turns,
     ).settings()  # fmt: skip
     engine = EngineOptions(
         base_url, concurrency, timeout, max_attempts, rpm, tpm, mode, cache_ignore_params, price, quiet
@@ -115,6 +117,7 @@ def plan_command(
     questions_per_subject: QuestionsPerSubject = 10,
     multi_session_ratio: MultiSessionRatio = 0.5,
     seed: Seed = 0,
+    turns: Turns = 1,
     mode: Mode = "online",
     price: Prices = None,
 ) -> None:
@@ -127,8 +130,9 @@ def plan_command(
     from glan_dataset.taxonomy import load_taxonomy
 
     settings = GenerationOptions(
-        config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio, seed
-    ).settings()
+        config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio, seed,
+        turns=turns,
+    ).settings()  # fmt: skip
     contexts = discipline_contexts(load_taxonomy(taxonomy), config)
     prices = PriceTable.parse(price or [])
     plan = plan_generation(
@@ -159,7 +163,8 @@ def plan_command(
     )  # fmt: skip
     console = Console()
     console.print(table)
-    console.print(f"{plan.records:,} instruction pairs. Batch mode (--mode batch) halves the cost.")
+    made = f"conversations of {turns} turns" if turns > 1 else "instruction pairs"
+    console.print(f"{plan.records:,} {made}. Batch mode (--mode batch) halves the cost.")
     if plan.cost is None:
         console.print("Add --price MODEL=IN/OUT (USD per million tokens) for each model to see the cost.")
 

@@ -42,6 +42,17 @@ MultiSessionRatio = Annotated[
         "--multi-session-ratio", min=0.0, max=1.0, help="Share of two-session questions.", rich_help_panel=GEN
     ),
 ]
+Turns = Annotated[
+    int,
+    typer.Option(
+        "--turns",
+        min=1,
+        max=20,
+        help="Question-answer turns per conversation: after the answer, a student follow-up question and its "
+        "answer, N-1 times (messages holds the whole conversation).",
+        rich_help_panel=GEN,
+    ),
+]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the question sampling.", rich_help_panel=GEN)]
 Temperature = Annotated[
     float, typer.Option("--temperature", min=0.0, max=2.0, help="Generation temperature.", rich_help_panel=GEN)
@@ -116,6 +127,15 @@ class GenerationOptions:
     top_p: float = 0.95
     answer_temperature: float = 0.7
     answer_top_p: float = 0.95
+    turns: int = 1
+
+    def step_options(self) -> dict[str, dict[str, object]]:
+        """The flags that fill a step's options (``GenerationSettings.step_options``); defaults are left out,
+        so a run without them has the same settings as before the steps had options."""
+        options: dict[str, dict[str, object]] = {}
+        if self.turns != 1:
+            options["conversations"] = {"turns": self.turns}
+        return options
 
     def settings(self) -> GenerationSettings:
         try:
@@ -130,6 +150,7 @@ class GenerationOptions:
                 seed=self.seed,
                 generation_sampling=SamplingParams(temperature=self.temperature, top_p=self.top_p),
                 answer_sampling=SamplingParams(temperature=self.answer_temperature, top_p=self.answer_top_p),
+                step_options=self.step_options(),
             )
         except ValidationError as error:
             first = error.errors()[0]
