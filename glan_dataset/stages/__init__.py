@@ -49,11 +49,12 @@ from glan_dataset.settings import GenerationSettings
 from glan_dataset.stages.answers import AnswersStep
 from glan_dataset.stages.base import Call, DisciplineContext, Reject, Step, StepContext
 from glan_dataset.stages.followups import FollowUpStep
+from glan_dataset.stages.judge import JudgeStep
 from glan_dataset.stages.questions import QuestionsStep
 from glan_dataset.stages.subjects import SubjectsStep
 from glan_dataset.stages.syllabus import SyllabusStep
 
-STEPS: tuple[Step, ...] = (SubjectsStep(), SyllabusStep(), QuestionsStep(), AnswersStep(), FollowUpStep())
+STEPS: tuple[Step, ...] = (SubjectsStep(), SyllabusStep(), QuestionsStep(), AnswersStep(), FollowUpStep(), JudgeStep())
 """The generation, in order: each step reads what an earlier one writes."""
 
 STAGES: tuple[str, ...] = tuple(step.writes for step in STEPS)
