@@ -197,3 +197,18 @@ def test_cli_turns_flag_and_plan(tmp_path: Path) -> None:
     assert "run/conversations" in made.stderr.replace(os.sep, "/")
     conversations = pl.read_parquet(tmp_path / "run" / "conversations" / "physics.parquet")
     assert {len(m) for m in conversations["messages"].to_list()} == {4}
+
+
+def test_conversations_are_decontaminated_and_published(tmp_path: Path, openai_server: FakeOpenAIServer) -> None:
+    from glan_dataset import flows
+
+    run = tmp_path / "run"
+    generate(run, tiny_settings(**turns(3)), engine_config(openai_server), taxonomy_path=TINY_TAXONOMY, quiet=True)
+    benchmark = tmp_path / "benchmark.jsonl"
+    benchmark.write_text('{"question": "What is the capital of the country with the longest coastline?"}\n')
+    flows.decontaminate(run, {"benchmarks": [], "benchmark_files": [benchmark]})
+    flows.publish(run, tmp_path / "out", quiet=True)
+    rows = pl.concat([pl.read_parquet(p) for p in sorted((tmp_path / "out" / "data").glob("*/*.parquet"))])
+    assert rows.height == pl.read_parquet(run / "conversations" / "physics.parquet").height
+    assert {len(m) for m in rows["messages"].to_list()} == {6}
+    assert "| Question-answer turns per conversation | 3 |" in (tmp_path / "out" / "README.md").read_text()

@@ -105,3 +105,18 @@ def test_plan_counts_the_judge() -> None:
     judge = plan.stages[-1]
     assert (judge.stage, judge.model, judge.calls) == ("judge", JUDGE, plan.records)
     assert judge.cost is not None and judge.cost > 0
+
+
+def test_cli_judge_model_flag_in_plan() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    flags = ["--config", "physics", "--taxonomy", str(TINY_TAXONOMY), "--judge-model", JUDGE, "--price", f"{JUDGE}=1/2"]
+    result = subprocess.run(
+        [sys.executable, "-m", "glan_dataset", "plan", *flags], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.strip().startswith("judge"))
+    assert JUDGE in row and "$" in row

@@ -21,6 +21,7 @@ from glan_dataset.cli.options import (
     Config,
     EngineOptions,
     GenerationOptions,
+    JudgeModel,
     MaxAttempts,
     MaxSubjects,
     Mode,
@@ -64,6 +65,7 @@ def generate_command(
     answer_temperature: AnswerTemperature = 0.7,
     answer_top_p: AnswerTopP = 0.95,
     turns: Turns = 1,
+    judge_model: JudgeModel = None,
     base_url: BaseUrl = None,
     concurrency: Concurrency = 64,
     timeout: Timeout = 120.0,
@@ -81,7 +83,7 @@ def generate_command(
 
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio,
-        seed, temperature, top_p, answer_temperature, answer_top_p, turns,
+        seed, temperature, top_p, answer_temperature, answer_top_p, turns, judge_model,
     ).settings()  # fmt: skip
     engine = EngineOptions(
         base_url, concurrency, timeout, max_attempts, rpm, tpm, mode, cache_ignore_params, price, quiet
@@ -118,6 +120,7 @@ def plan_command(
     multi_session_ratio: MultiSessionRatio = 0.5,
     seed: Seed = 0,
     turns: Turns = 1,
+    judge_model: JudgeModel = None,
     mode: Mode = "online",
     price: Prices = None,
 ) -> None:
@@ -131,7 +134,7 @@ def plan_command(
 
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio, seed,
-        turns=turns,
+        turns=turns, judge_model=judge_model,
     ).settings()  # fmt: skip
     contexts = discipline_contexts(load_taxonomy(taxonomy), config)
     prices = PriceTable.parse(price or [])

@@ -53,6 +53,32 @@ Turns = Annotated[
         rich_help_panel=GEN,
     ),
 ]
+JudgeModel = Annotated[
+    str | None,
+    typer.Option(
+        "--judge-model",
+        help="Score every pair 1-10 with this model (quality gate: correctness, helpfulness, difficulty fit); "
+        "filter at publish time with glan publish --min-score.",
+        rich_help_panel=GEN,
+    ),
+]
+MinScore = Annotated[
+    float | None,
+    typer.Option(
+        "--min-score",
+        min=1.0,
+        max=10.0,
+        help="Leave out pairs the judge (glan generate --judge-model) scored below this; no new LLM call.",
+    ),
+]
+EnforceChecks = Annotated[
+    str | None,
+    typer.Option(
+        "--enforce-checks",
+        help="Leave out pairs failing these rule checks, comma-separated, or all: empty, restates_question, "
+        "refusal, truncated, leaks_answer, language.",
+    ),
+]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the question sampling.", rich_help_panel=GEN)]
 Temperature = Annotated[
     float, typer.Option("--temperature", min=0.0, max=2.0, help="Generation temperature.", rich_help_panel=GEN)
@@ -128,6 +154,7 @@ class GenerationOptions:
     answer_temperature: float = 0.7
     answer_top_p: float = 0.95
     turns: int = 1
+    judge_model: str | None = None
 
     def step_options(self) -> dict[str, dict[str, object]]:
         """The flags that fill a step's options (``GenerationSettings.step_options``); defaults are left out,
@@ -135,6 +162,8 @@ class GenerationOptions:
         options: dict[str, dict[str, object]] = {}
         if self.turns != 1:
             options["conversations"] = {"turns": self.turns}
+        if self.judge_model is not None:
+            options["judgements"] = {"model": self.judge_model}
         return options
 
     def settings(self) -> GenerationSettings:
