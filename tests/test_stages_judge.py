@@ -120,3 +120,16 @@ def test_cli_judge_model_flag_in_plan() -> None:
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.strip().startswith("judge"))
     assert JUDGE in row and "$" in row
+
+
+def test_batch_mode_judges_like_online(tmp_path: Path) -> None:
+    settings = tiny_settings(config="physics", max_subjects=1, step_options={"judgements": {"model": JUDGE}})
+    with FakeOpenAIServer(responder=judge_replies, batch_delay=0.05) as server:
+        generate(tmp_path / "online", settings, engine_config(server), taxonomy_path=TINY_TAXONOMY, quiet=True)
+        server.reset_stats()
+        batch = engine_config(server, mode="batch", batch_poll_interval=0.05)
+        generate(tmp_path / "batch", settings, batch, taxonomy_path=TINY_TAXONOMY, quiet=True)
+        assert server.stats.chat_calls == 0 and server.stats.batch_requests > 0
+    online = pl.read_parquet(tmp_path / "online" / "judgements" / "physics.parquet")
+    assert pl.read_parquet(tmp_path / "batch" / "judgements" / "physics.parquet").equals(online)
+    assert online.height == pl.read_parquet(tmp_path / "online" / "records" / "physics.parquet").height
