@@ -10,17 +10,16 @@ with a ``ChatRequest``, and ``parse(context, source, result)`` giving a row, ``N
 keep) or ``Reject(reason)`` (a failed unit, retried next run). Two-call steps (free text, then a
 conversion to JSON) list a follow-up :class:`~glan_dataset.stages.base.Call` in ``calls()``.
 
-How the next steps plug in (one new module plus one line in ``STEPS`` each):
+How the optional steps plug in (each is one module plus its entry in ``STEPS``):
 
-* **A judge** (``stages/judge.py``): ``JudgeStep(Step[Record])`` with ``reads = "records"``,
-  ``source_model = Record``, ``writes = "judgements"``, ``row_model`` a model of
-  ``id, score, rationale`` (its datasets/polars schemas derive from it, ``records.features_of``),
-  ``response_model`` a JSON schema for the verdict; ``enabled(settings)`` is false without a judge
-  model, ``model(settings)`` returns it. Publishing joins the verdicts on ``id`` and filters by
-  threshold without a new call. Append ``JudgeStep()`` after ``AnswersStep()``.
+* **The judge** (``stages/judge.py``): ``JudgeStep(Step[Record])`` with ``reads = "records"``,
+  ``writes = "judgements"``, ``row_model`` ``Judgement`` (``id, score, rationale, judge_model``), a
+  ``response_model`` JSON schema for the verdict and ``options`` ``JudgeOptions(model)``; ``enabled`` is
+  false without a judge model. Publishing (``glan_dataset.quality``) joins the verdicts on ``id`` and
+  filters by threshold without a new call.
 * **Student follow-ups** (``stages/followups.py``): ``FollowUpStep(Step[Record])`` with
-  ``reads = "records"``, ``writes = "conversations"``, ``row_model`` a ``Record`` subclass (or the
-  record itself with a longer ``messages``); ``calls(settings)`` returns (student question, teacher
+  ``reads = "records"``, ``writes = "conversations"``, ``row_model`` the record itself with a longer
+  ``messages``, ``options`` ``FollowUpOptions(turns)``; ``calls(settings)`` returns (student question, teacher
   answer) calls repeated ``turns - 1`` times, each taking the conversation so far as its source and
   returning it one message longer, and ``enabled`` is ``turns > 1``. Every call is cached per unit,
   so a kill in the middle of turn 2 repays nothing.
