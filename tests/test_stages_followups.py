@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 
+from glan_dataset.errors import UsageError
 from glan_dataset.llm import PriceTable
 from glan_dataset.pipeline import discipline_contexts, generate
 from glan_dataset.plan import plan_generation
 from glan_dataset.prompts import PromptLibrary
 from glan_dataset.rundir import RunDir
 from glan_dataset.settings import RunManifest
-from glan_dataset.stages import STEPS, prompt_names
+from glan_dataset.stages import STEPS, check_step_options, prompt_names
 from glan_dataset.taxonomy import load_taxonomy
 from glan_dataset.testing.openai_server import FakeOpenAIServer
 from tests.helpers import TINY_TAXONOMY, engine_config, tiny_settings
@@ -183,10 +185,8 @@ def test_cli_turns_flag_and_plan(tmp_path: Path) -> None:
     )
     assert plan.returncode == 0, plan.stderr
     assert "followup_answer_3" in plan.stdout and "conversations of 3 turns" in plan.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "glan_dataset", "plan", *flags, "--turns", "0"], capture_output=True, text=True, env=base
-    )
-    assert bad.returncode == 2 and "--turns" in bad.stderr
+    with pytest.raises(UsageError, match="invalid step option conversations.turns: Input should be greater"):
+        check_step_options(tiny_settings(**turns(0)))
     with FakeOpenAIServer() as server:
         made = subprocess.run(
             [sys.executable, "-m", "glan_dataset", "generate", "--out", str(tmp_path / "run"), *flags, "--turns", "2",
