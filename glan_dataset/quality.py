@@ -36,6 +36,14 @@ from glan_dataset.rundir import RunDir, atomic_path, write_json_atomic
 QUALITY_DIR = "quality"
 SCORE_CHART_PATH = "assets/judge_scores.png"
 
+RUBRIC: tuple[tuple[str, str], ...] = (
+    ("correctness", "the answer is factually and logically right, and every step of a derivation holds"),
+    ("helpfulness", "the answer addresses exactly what is asked, completely and clearly, as a good teacher would"),
+    ("difficulty fit", "the question suits the course level (and combines both sessions when it should)"),
+)
+"""What the LLM judge (``glan_dataset.stages.judge``) scores against: rendered into ``prompts/judge.j2``
+and shown in the dataset card. Kept here, below the stages, so publishing never imports a step."""
+
 # ------------------------------------------------------------------ the rule checks
 MIN_ANSWER_WORDS = 5
 """Fewer words than this is a near-empty answer ("Yes.", "See above.", "N/A")."""
@@ -284,8 +292,6 @@ def gated_records(run: RunDir, gate: QualityGate, *, prefix: str = ".quality-") 
             f"--min-score needs judge scores and {run.stage_dir('judgements')} has none: "
             "run `glan generate` again with the same flags plus --judge-model MODEL, then publish"
         )
-    from glan_dataset.stages.judge import RUBRIC
-
     quality_dir = run.root / QUALITY_DIR
     quality_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=run.root))

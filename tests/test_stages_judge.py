@@ -14,9 +14,9 @@ from glan_dataset.llm import PriceTable
 from glan_dataset.pipeline import discipline_contexts, generate
 from glan_dataset.plan import plan_generation
 from glan_dataset.prompts import PromptLibrary
+from glan_dataset.quality import RUBRIC
 from glan_dataset.settings import RunManifest
 from glan_dataset.stages import STEPS
-from glan_dataset.stages.judge import RUBRIC
 from glan_dataset.taxonomy import load_taxonomy
 from glan_dataset.testing.openai_server import FakeOpenAIServer
 from tests.helpers import TINY_TAXONOMY, engine_config, tiny_settings

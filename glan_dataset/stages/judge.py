@@ -16,18 +16,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from glan_dataset.llm import ChatRequest, ChatResult
+from glan_dataset.quality import RUBRIC
 from glan_dataset.records import Record
 from glan_dataset.settings import GenerationSettings, SamplingParams
 from glan_dataset.stages.answers import AnswersStep
 from glan_dataset.stages.base import Reject, Step, StepContext, filler
 from glan_dataset.stages.questions import QuestionsStep
-
-RUBRIC: tuple[tuple[str, str], ...] = (
-    ("correctness", "the answer is factually and logically right, and every step of a derivation holds"),
-    ("helpfulness", "the answer addresses exactly what is asked, completely and clearly, as a good teacher would"),
-    ("difficulty fit", "the question suits the course level (and combines both sessions when it should)"),
-)
-"""What the judge scores against (rendered into ``prompts/judge.j2`` and shown in the dataset card)."""
 
 
 class JudgeOptions(BaseModel):
