@@ -30,7 +30,7 @@ from glan_dataset.prompts import PromptLibrary
 from glan_dataset.records import polars_schema_of
 from glan_dataset.rundir import RunDir, write_json_atomic, write_text_atomic
 from glan_dataset.settings import GenerationSettings, RunManifest, StageCounts
-from glan_dataset.stages import STEPS, prompt_names
+from glan_dataset.stages import STEPS, check_step_options, prompt_names, records_stage
 from glan_dataset.stages.base import Call, DisciplineContext, Reject, Step, StepContext
 from glan_dataset.stages.store import StageStore, fingerprint
 from glan_dataset.taxonomy import Taxonomy, load_taxonomy
@@ -123,6 +123,8 @@ class Pipeline:
             index, count = shard
             self.contexts = self.contexts[index::count]
         check_steps(steps, settings)
+        check_step_options(settings, steps)
+        self.records_stage = records_stage(settings, steps)
         self.stages = [step.writes for step in steps]  # every stage folder, made by this run or not
         self.steps = [step for step in steps if step.enabled(settings)]
         self.prompts = PromptLibrary(prompts_dir, prompt_names(settings, steps))
@@ -314,7 +316,7 @@ class Pipeline:
         return RunManifest(glan_dataset_version=glan_dataset.__version__, settings=self.settings, demo=self.demo)
 
     def _update_manifest(self, manifest: RunManifest, removed: list[str]) -> RunManifest:
-        generated = set(self.rundir.record_disciplines())
+        generated = set(self.rundir.record_disciplines(self.records_stage))
         counts = dict(manifest.counts)
         for discipline in generated | {c.slug for c in self.contexts}:
             counts[discipline] = StageCounts(
@@ -336,6 +338,7 @@ class Pipeline:
                 "counts": counts,
                 "usage": self.engine.usage.to_dict(),
                 "engine": {"mode": self.engine_config.mode, "concurrency": self.engine_config.concurrency},
+                "records_stage": self.records_stage,
             }
         )
         write_json_atomic(self.rundir.run_json, manifest.model_dump(mode="json"))

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from glan_dataset.llm import PriceTable
 from glan_dataset.prompts import PromptLibrary
 from glan_dataset.settings import GenerationSettings
-from glan_dataset.stages import STEPS
+from glan_dataset.stages import STEPS, check_step_options
 from glan_dataset.stages.base import TOKENS_PER_WORD, DisciplineContext, Step, StepContext
 
 
@@ -68,6 +68,7 @@ def plan_generation(
 
     Each step makes ``units`` calls of each of its calls per discipline, from the typical rows of the
     step it reads; its own typical rows feed the next step."""
+    check_step_options(settings, steps)
     rows: dict[str, int] = {}
     stages: list[StagePlan] = []
     last_rows = 0

@@ -21,6 +21,7 @@ from glan_dataset.cli.options import (
     Config,
     EngineOptions,
     GenerationOptions,
+    JudgeModel,
     MaxAttempts,
     MaxSubjects,
     Mode,
@@ -40,6 +41,7 @@ from glan_dataset.cli.options import (
     Timeout,
     TopP,
     Tpm,
+    Turns,
     parse_shard,
 )
 from glan_dataset.rundir import RunDir
@@ -62,6 +64,8 @@ def generate_command(
     top_p: TopP = 0.95,
     answer_temperature: AnswerTemperature = 0.7,
     answer_top_p: AnswerTopP = 0.95,
+    turns: Turns = 1,
+    judge_model: JudgeModel = None,
     base_url: BaseUrl = None,
     concurrency: Concurrency = 64,
     timeout: Timeout = 120.0,
@@ -79,7 +83,7 @@ def generate_command(
 
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio,
-        seed, temperature, top_p, answer_temperature, answer_top_p,
+        seed, temperature, top_p, answer_temperature, answer_top_p, turns, judge_model,
     ).settings()  # fmt: skip
     engine = EngineOptions(
         base_url, concurrency, timeout, max_attempts, rpm, tpm, mode, cache_ignore_params, price, quiet
@@ -95,7 +99,7 @@ def generate_command(
     )
     records = sum(manifest.counts[d].records for d in manifest.disciplines if d in manifest.counts)
     failures = sum(counts.failures for counts in manifest.counts.values())
-    summary = f"{records} records in {len(manifest.disciplines)} discipline(s) under {RunDir(out).stage_dir('records')}"
+    summary = f"{records} records in {len(manifest.disciplines)} discipline(s) under {RunDir(out).stage_dir(manifest.records_stage)}"
     if failures:
         summary += f"; {failures} failed unit(s), run the same command again to retry them"
     if quiet:
@@ -115,6 +119,8 @@ def plan_command(
     questions_per_subject: QuestionsPerSubject = 10,
     multi_session_ratio: MultiSessionRatio = 0.5,
     seed: Seed = 0,
+    turns: Turns = 1,
+    judge_model: JudgeModel = None,
     mode: Mode = "online",
     price: Prices = None,
 ) -> None:
@@ -127,8 +133,9 @@ def plan_command(
     from glan_dataset.taxonomy import load_taxonomy
 
     settings = GenerationOptions(
-        config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio, seed
-    ).settings()
+        config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio, seed,
+        turns=turns, judge_model=judge_model,
+    ).settings()  # fmt: skip
     contexts = discipline_contexts(load_taxonomy(taxonomy), config)
     prices = PriceTable.parse(price or [])
     plan = plan_generation(
@@ -159,7 +166,8 @@ def plan_command(
     )  # fmt: skip
     console = Console()
     console.print(table)
-    console.print(f"{plan.records:,} instruction pairs. Batch mode (--mode batch) halves the cost.")
+    made = f"conversations of {turns} turns" if turns > 1 else "instruction pairs"
+    console.print(f"{plan.records:,} {made}. Batch mode (--mode batch) halves the cost.")
     if plan.cost is None:
         console.print("Add --price MODEL=IN/OUT (USD per million tokens) for each model to see the cost.")
 

@@ -42,6 +42,43 @@ MultiSessionRatio = Annotated[
         "--multi-session-ratio", min=0.0, max=1.0, help="Share of two-session questions.", rich_help_panel=GEN
     ),
 ]
+Turns = Annotated[
+    int,
+    typer.Option(
+        "--turns",
+        min=1,
+        max=20,
+        help="Question-answer turns per conversation: after the answer, a student follow-up question and its "
+        "answer, N-1 times (messages holds the whole conversation).",
+        rich_help_panel=GEN,
+    ),
+]
+JudgeModel = Annotated[
+    str | None,
+    typer.Option(
+        "--judge-model",
+        help="Score every pair 1-10 with this model (quality gate: correctness, helpfulness, difficulty fit); "
+        "filter at publish time with glan publish --min-score.",
+        rich_help_panel=GEN,
+    ),
+]
+MinScore = Annotated[
+    float | None,
+    typer.Option(
+        "--min-score",
+        min=1.0,
+        max=10.0,
+        help="Leave out pairs the judge (glan generate --judge-model) scored below this; no new LLM call.",
+    ),
+]
+EnforceChecks = Annotated[
+    str | None,
+    typer.Option(
+        "--enforce-checks",
+        help="Leave out pairs failing these rule checks, comma-separated, or all: empty, restates_question, "
+        "refusal, truncated, leaks_answer, language.",
+    ),
+]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the question sampling.", rich_help_panel=GEN)]
 Temperature = Annotated[
     float, typer.Option("--temperature", min=0.0, max=2.0, help="Generation temperature.", rich_help_panel=GEN)
@@ -116,6 +153,18 @@ class GenerationOptions:
     top_p: float = 0.95
     answer_temperature: float = 0.7
     answer_top_p: float = 0.95
+    turns: int = 1
+    judge_model: str | None = None
+
+    def step_options(self) -> dict[str, dict[str, object]]:
+        """The flags that fill a step's options (``GenerationSettings.step_options``); defaults are left out,
+        so a run without them has the same settings as before the steps had options."""
+        options: dict[str, dict[str, object]] = {}
+        if self.turns != 1:
+            options["conversations"] = {"turns": self.turns}
+        if self.judge_model is not None:
+            options["judgements"] = {"model": self.judge_model}
+        return options
 
     def settings(self) -> GenerationSettings:
         try:
@@ -130,6 +179,7 @@ class GenerationOptions:
                 seed=self.seed,
                 generation_sampling=SamplingParams(temperature=self.temperature, top_p=self.top_p),
                 answer_sampling=SamplingParams(temperature=self.answer_temperature, top_p=self.answer_top_p),
+                step_options=self.step_options(),
             )
         except ValidationError as error:
             first = error.errors()[0]

@@ -17,10 +17,12 @@ from glan_dataset.cli.options import (
     CacheIgnoreParams,
     Concurrency,
     Config,
+    EnforceChecks,
     EngineOptions,
     GenerationOptions,
     MaxAttempts,
     MaxSubjects,
+    MinScore,
     Mode,
     Model,
     MultiSessionRatio,
@@ -145,6 +147,8 @@ def publish_command(
     quiet: PublishQuiet = False,
     allow_partial: AllowPartial = False,
     price: PublishPrices = None,
+    min_score: MinScore = None,
+    enforce_checks: EnforceChecks = None,
 ) -> None:
     """Publish a run's decontaminated records as a parquet + YAML dataset (local folder or the Hub).
 
@@ -168,6 +172,8 @@ def publish_command(
         quiet=quiet,
         allow_partial=allow_partial,
         prices=price,
+        min_score=min_score,
+        enforce_checks=enforce_checks or (),
         **_hub_options(private, create_pr, revision),
     )
 

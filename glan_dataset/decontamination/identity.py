@@ -89,7 +89,7 @@ def stale_disciplines(run: RunDir, report: DecontaminationReport | None = None) 
     """
     if report is None:
         report = load_report(run.decontamination_report)
-    records = {path.stem: path for path in run.stage_dir("records").glob("*.parquet")}
+    records = {path.stem: path for path in run.stage_dir(run.records_stage).glob("*.parquet")}
     clean = {path.stem: path for path in run.clean_dir.glob("*.parquet")} if run.clean_dir.is_dir() else {}
     entries = report.disciplines if report is not None else {}
     stale: set[str] = set(clean) - set(records)

@@ -18,6 +18,7 @@ from glan_dataset.publishing.chart import CHART_PATH
 from glan_dataset.publishing.layout import SPLITS, StagedData, configs_metadata, dataset_info_metadata
 from glan_dataset.publishing.releases import Release
 from glan_dataset.publishing.split import NEAR_DUPLICATE_THRESHOLD
+from glan_dataset.quality import card_section
 
 DEFAULT_LICENSE = "apache-2.0"
 """The maintainer chooses (``--license``). Apache-2.0 matches the project and is what most synthetic
@@ -64,6 +65,7 @@ class CardInputs:
     leaderboard: list[dict[str, Any]] = field(default_factory=list)  # glan_dataset.evaluation.leaderboard_rows
     missing: dict[str, Any] | None = None
     """``publish.MissingData`` as a dict when published with ``--allow-partial`` and something is missing."""
+    quality: Any = None  # glan_dataset.quality.QualityReport when publishing applied the quality gate
 
 
 def template_dir() -> Path:
@@ -159,6 +161,7 @@ def card_context(inputs: CardInputs) -> dict[str, Any]:
         "extra": (inputs.extra or "").strip() or None,
         "leaderboard": inputs.leaderboard,
         "missing": _missing(inputs.missing),
+        "quality": None if inputs.quality is None else card_section(inputs.quality),
     }
 
 
@@ -236,6 +239,11 @@ def _generation(run: dict[str, Any]) -> dict[str, Any]:
         )
         if key in settings
     ]
+    step_options = settings.get("step_options") or {}  # steps' own settings (glan_dataset.stages.Step.options)
+    if "conversations" in step_options:
+        counts.append(
+            {"label": "Question-answer turns per conversation", "value": step_options["conversations"]["turns"]}
+        )
     stage_counts: dict[str, int] = {}
     for per_discipline in (run.get("counts") or {}).values():
         for stage, value in (per_discipline or {}).items():

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from glan_dataset.publishing.targets import (
     plan_publish,
     preflight,
 )
+from glan_dataset.quality import SCORE_CHART_PATH, QualityGate, gated_records, quality_gate, render_score_histogram
 from glan_dataset.rundir import RunDir, write_json_atomic, write_text_atomic
 
 CARD_EXTRA_FILE = "card_extra.md"
@@ -158,6 +159,8 @@ def publish_run(
     allow_partial: bool = False,
     prices: list[str] | None = None,
     console: Console | None = None,
+    min_score: float | None = None,
+    enforce_checks: Sequence[str] | str = (),
     **hub_options: Any,
 ) -> PublishResult:
     """Publish ``RUN/clean`` to a local folder (default ``RUN/published``) or ``hf://ORG/NAME``.
@@ -169,7 +172,8 @@ def publish_run(
     price the run's recorded token usage on the card.
     ``seed`` defaults to the run's generation seed. ``card_extra`` replaces the stored extra text
     (``RUN/card_extra.md``); without it the stored text is used. ``hub_options`` go to the Hub
-    target (``private``, ``create_pr``, ``revision``).
+    target (``private``, ``create_pr``, ``revision``). ``min_score`` and ``enforce_checks``: the quality
+    gate (``glan_dataset.quality``), applied here so a threshold changes without a new LLM call.
     """
     run = RunDir(run_dir)
     console = console or Console()
@@ -202,6 +206,7 @@ def publish_run(
     if seed is None:
         seed = int((manifest.get("settings") or {}).get("seed", 0))
     extra = _card_extra(run, card_extra, store=not dry_run)
+    gate = quality_gate(min_score, enforce_checks)  # a bad threshold fails before anything else
     # Token, write access, free tag, a writable folder: checked before any shard is written.
     target = parse_target(spec, **hub_options) if dry_run else preflight(spec, tag=tag, **hub_options)
 
@@ -211,7 +216,7 @@ def publish_run(
         return _stage_and_publish(
             run, target, spec, manifest, missing, extra, license=license, tag=tag, message=message,
             max_shard_size=max_shard_size, test_per_discipline=test_per_discipline, seed=seed,
-            pretty_name=pretty_name, dry_run=dry_run, quiet=quiet, console=console, demo=demo,
+            pretty_name=pretty_name, dry_run=dry_run, quiet=quiet, console=console, demo=demo, gate=gate,
         )  # fmt: skip
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
@@ -240,12 +245,17 @@ def _stage_and_publish(
     quiet: bool,
     console: Console,
     demo: bool,
+    gate: QualityGate,
 ) -> PublishResult:
     """Write the release into a staging folder in the run, plan it against the target and apply the plan."""
-    with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=run.root) as tmp:
+    staging_prefix = f"{STAGING_PREFIX}{os.getpid()}-"
+    with (
+        gated_records(run, gate, prefix=f"{staging_prefix}quality-") as gated,
+        tempfile.TemporaryDirectory(prefix=staging_prefix, dir=run.root) as tmp,
+    ):
         staging = Path(tmp)
         staged = write_layout(
-            iter_clean_splits(run.clean_dir, test_per_discipline=test_per_discipline, seed=seed),
+            iter_clean_splits(gated.clean_dir, test_per_discipline=test_per_discipline, seed=seed),
             staging,
             max_shard_size=max_shard_size,
             taxonomy_path=run.taxonomy,
@@ -280,6 +290,8 @@ def _stage_and_publish(
             )
         (staging / RELEASES_FILE).write_bytes(dump_releases(releases))
         render_records_per_field(field_counts(staged), staging / CHART_PATH, demo=demo)
+        if gated.report is not None and gated.report.scores:
+            render_score_histogram(gated.report, staging / SCORE_CHART_PATH, min_score=gate.min_score)
         card = CardInputs(
             staged=staged,
             run=manifest,
@@ -293,6 +305,7 @@ def _stage_and_publish(
             demo=demo,
             leaderboard=leaderboard_rows(run.root),
             missing=missing.model_dump() if not missing.is_empty else None,
+            quality=gated.report,
         )
         (staging / "README.md").write_text(render_card(card), encoding="utf-8")
         plan = plan_publish(staging, existing, read_remote=target.read_file)
