@@ -1,0 +1,111 @@
+"""--executor ray on a local Ray instance with two worker processes (started once per test session:
+it takes tens of seconds on a busy machine). Skipped, with the reason, when Ray is not installed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from glan_dataset import flows
+from glan_dataset.executors.ray import PARTS, RayExecutor, describe_worker
+from glan_dataset.testing.openai_server import FakeOpenAIServer
+from tests.helpers import TINY_TAXONOMY, engine_config, tiny_settings
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' runs the Ray executor tests")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def records(run: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """Every discipline's records as (id, question, answer), in file order."""
+    out = {}
+    for path in sorted((run / "records").glob("*.parquet")):
+        frame = pl.read_parquet(path)
+        out[path.stem] = list(zip(frame["id"], frame["question"], frame["answer"], strict=True))
+    return out
+
+
+def local_run(run: Path, **settings: Any) -> tuple[dict[str, list[tuple[str, str, str]]], int]:
+    with FakeOpenAIServer() as server:
+        flows.generate(run, tiny_settings(**settings), engine_config(server), taxonomy_path=TINY_TAXONOMY, quiet=True)
+        return records(run), server.stats.chat_calls
+
+
+def test_ray_run_equals_a_local_run_and_a_rerun_pays_nothing(ray_cluster: None, tmp_path: Path) -> None:
+    expected, local_calls = local_run(tmp_path / "local", config="all")
+    with FakeOpenAIServer() as server:
+        run = tmp_path / "ray"
+        config = engine_config(server)
+        manifest = flows.generate(
+            run, tiny_settings(config="all"), config, taxonomy_path=TINY_TAXONOMY, quiet=True, executor=RayExecutor()
+        )
+        assert records(run) == expected  # ids and texts, for every discipline
+        assert manifest.disciplines == sorted(expected)
+        assert server.stats.chat_calls == local_calls
+        parts = {p.name for p in (run / PARTS).iterdir() if p.is_dir()}
+        assert parts == set(expected)
+        assert len({describe_worker(run / PARTS / p)["pid"] for p in parts}) == 2  # both worker processes worked
+
+        # a restarted driver resumes like a local run: finished parts are reused, nothing is paid again
+        server.reset_stats()
+        flows.generate(
+            run, tiny_settings(config="all"), config, taxonomy_path=TINY_TAXONOMY, quiet=True, executor=RayExecutor()
+        )
+        assert server.stats.chat_calls == 0
+        assert records(run) == expected
+        # and the gathered run is an ordinary run directory: a local run on it pays nothing either
+        flows.generate(run, tiny_settings(config="all"), config, quiet=True)
+        assert server.stats.chat_calls == 0
+
+
+def test_a_worker_killed_mid_discipline_is_restarted_and_repays_only_calls_in_flight(
+    ray_cluster: None, tmp_path: Path
+) -> None:
+    settings = {"config": "physics", "max_subjects": 6, "questions_per_subject": 6}
+    expected, local_calls = local_run(tmp_path / "local", **settings)
+    concurrency = 4
+    run = tmp_path / "ray"
+    with FakeOpenAIServer(latency=0.05) as server:
+        errors: list[BaseException] = []
+
+        def drive() -> None:
+            try:
+                flows.generate(
+                    run,
+                    tiny_settings(**settings),
+                    engine_config(server, concurrency=concurrency),
+                    taxonomy_path=TINY_TAXONOMY,
+                    quiet=True,
+                    executor=RayExecutor(),
+                )
+            except BaseException as error:  # noqa: BLE001 (re-raised in the test thread)
+                errors.append(error)
+
+        driver = threading.Thread(target=drive)
+        driver.start()
+        deadline = time.monotonic() + 120
+        worker = None
+        while time.monotonic() < deadline and server.stats.chat_calls < local_calls // 3:
+            time.sleep(0.05)
+        worker = describe_worker(run / PARTS / "physics")
+        assert worker is not None and server.stats.chat_calls < local_calls, "the discipline ended before the kill"
+        os.kill(worker["pid"], signal.SIGKILL)
+        driver.join(180)
+        assert not driver.is_alive() and not errors, errors
+        assert records(run) == expected
+        assert describe_worker(run / PARTS / "physics")["pid"] != worker["pid"]  # another process finished it
+        repaid = server.stats.chat_calls - local_calls
+        assert 0 <= repaid <= concurrency  # at most the calls in flight when the worker died
