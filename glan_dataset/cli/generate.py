@@ -20,6 +20,7 @@ from glan_dataset.cli.options import (
     Concurrency,
     Config,
     EngineOptions,
+    ExecutorName,
     GenerationOptions,
     MaxAttempts,
     MaxSubjects,
@@ -31,8 +32,10 @@ from glan_dataset.cli.options import (
     PromptsDir,
     QuestionsPerSubject,
     Quiet,
+    RayAddress,
     Rpm,
     Seed,
+    Serve,
     Shard,
     SubjectSamples,
     TaxonomyFile,
@@ -40,6 +43,7 @@ from glan_dataset.cli.options import (
     Timeout,
     TopP,
     Tpm,
+    Workers,
     parse_shard,
 )
 from glan_dataset.rundir import RunDir
@@ -72,10 +76,15 @@ def generate_command(
     cache_ignore_params: CacheIgnoreParams = False,
     price: Prices = None,
     shard: Shard = None,
+    executor: ExecutorName = "local",
+    ray_address: RayAddress = None,
+    workers: Workers = None,
+    serve: Serve = None,
     quiet: Quiet = False,
 ) -> None:
     """Generate (or resume) GLAN instruction pairs for a config into a run directory."""
     from glan_dataset import flows
+    from glan_dataset.executors import make_executor
 
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio,
@@ -91,7 +100,8 @@ def generate_command(
         taxonomy_path=taxonomy,
         prompts_dir=prompts,
         quiet=quiet,
-        shard=parse_shard(shard),
+        executor=make_executor(executor, shard=parse_shard(shard), ray_address=ray_address, workers=workers),
+        serve=serve,
     )
     records = sum(manifest.counts[d].records for d in manifest.disciplines if d in manifest.counts)
     failures = sum(counts.failures for counts in manifest.counts.values())

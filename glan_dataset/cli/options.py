@@ -97,6 +97,37 @@ Shard = Annotated[
         "machines; combine the run directories with glan merge-runs.",
     ),
 ]
+SCALE = "Scale out"
+ExecutorName = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="local (this process), or ray: the config's disciplines as tasks over a Ray cluster "
+        "(the run directory must be on storage every worker sees).",
+        rich_help_panel=SCALE,
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to join: auto, or ray://HOST:10001 (default: start a local Ray instance).",
+        rich_help_panel=SCALE,
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, help="Ray workers (default: the cluster's CPUs).", rich_help_panel=SCALE),
+]
+Serve = Annotated[
+    str | None,
+    typer.Option(
+        "--serve",
+        help="Start a server per worker from this command, e.g. 'vllm serve {model} --port {port}'; "
+        "it is used once /v1/models answers and stopped at the end.",
+        rich_help_panel=SCALE,
+    ),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; log lines only.")]
 
 
