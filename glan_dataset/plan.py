@@ -50,7 +50,8 @@ class GenerationPlan(BaseModel):
         return None if any(cost is None for cost in costs) else sum(c for c in costs if c is not None)
 
 
-def _tokens(messages: list[dict[str, str]]) -> int:
+def estimate_tokens(messages: list[dict[str, str]]) -> int:
+    """Prompt tokens of a conversation, estimated from its words (no tokenizer: plans are budgets)."""
     return int(sum(len(message["content"].split()) for message in messages) * TOKENS_PER_WORD) + 4 * len(messages)
 
 
@@ -78,7 +79,7 @@ def plan_generation(
         step_contexts = [StepContext(node, settings, prompts, prompt_version="") for node in contexts]
         calls = units * len(contexts)
         for call in step.calls(settings):
-            average_prompt = sum(_tokens(call.plan_messages(c)) for c in step_contexts) / max(1, len(step_contexts))
+            average_prompt = sum(estimate_tokens(call.plan_messages(c)) for c in step_contexts) / max(1, len(step_contexts))
             p_tokens = int(average_prompt * calls)
             c_tokens = call.typical_completion_tokens * calls
             model = call.model(settings)

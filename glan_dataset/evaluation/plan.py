@@ -14,8 +14,10 @@ from glan_dataset.evaluation.dataset import TestSet
 from glan_dataset.evaluation.judge import judge_requests
 from glan_dataset.evaluation.run import EvalSettings
 from glan_dataset.llm import ChatRequest, PriceTable
-from glan_dataset.plan import COMPLETION_TOKENS, TOKENS_PER_WORD, StagePlan
+from glan_dataset.plan import StagePlan, estimate_tokens
 from glan_dataset.prompts import PromptLibrary
+from glan_dataset.stages.answers import AnswersStep
+from glan_dataset.stages.base import filler
 
 VERDICT_TOKENS = 90
 """A verdict: a one- or two-sentence reason and two scores as JSON."""
@@ -25,7 +27,7 @@ def planned_requests(test: TestSet, settings: EvalSettings, prompts: PromptLibra
     """Every request the evaluation sends, per role, with a typical-length answer standing in for the
     candidate's and baseline's answers that do not exist yet."""
     questions = test.frame
-    filler = " ".join(["word"] * int(COMPLETION_TOKENS["answer"] / TOKENS_PER_WORD))
+    typical_answer = filler(AnswersStep.typical_completion_tokens)
     sampling = settings.answer_sampling
     roles = {
         "candidate": list(
@@ -37,8 +39,8 @@ def planned_requests(test: TestSet, settings: EvalSettings, prompts: PromptLibra
             answer_requests(questions, role="baseline", model=settings.baseline, prompts=prompts, sampling=sampling)
         )
     pairs = questions.with_columns(
-        pl.lit(filler).alias("candidate_answer"),
-        (pl.col("answer") if settings.reference else pl.lit(filler)).alias("baseline_answer"),
+        pl.lit(typical_answer).alias("candidate_answer"),
+        (pl.col("answer") if settings.reference else pl.lit(typical_answer)).alias("baseline_answer"),
     )
     roles["judge"] = list(
         judge_requests(
@@ -59,8 +61,8 @@ def plan_evaluation(
     plans = []
     for role, requests in planned_requests(test, settings, prompts).items():
         model = requests[0].model if requests else settings.model
-        prompt_tokens = sum(_tokens(r.messages) for r in requests)
-        per_call = VERDICT_TOKENS if role == "judge" else COMPLETION_TOKENS["answer"]
+        prompt_tokens = sum(estimate_tokens(r.messages) for r in requests)
+        per_call = VERDICT_TOKENS if role == "judge" else AnswersStep.typical_completion_tokens
         completion_tokens = per_call * len(requests)
         plans.append(
             StagePlan(
@@ -74,6 +76,3 @@ def plan_evaluation(
         )
     return plans
 
-
-def _tokens(messages: list[dict[str, str]]) -> int:
-    return int(sum(len(m["content"].split()) for m in messages) * TOKENS_PER_WORD) + 4 * len(messages)
