@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ import pytest
 
 from glan_dataset import flows
 from glan_dataset.executors.ray import PARTS, RayExecutor, describe_worker
+from glan_dataset.llm import EngineConfig
 from glan_dataset.testing.openai_server import FakeOpenAIServer
 from tests.helpers import TINY_TAXONOMY, engine_config, tiny_settings
 
@@ -109,3 +112,20 @@ def test_a_worker_killed_mid_discipline_is_restarted_and_repays_only_calls_in_fl
         assert describe_worker(run / PARTS / "physics")["pid"] != worker["pid"]  # another process finished it
         repaid = server.stats.chat_calls - local_calls
         assert 0 <= repaid <= concurrency  # at most the calls in flight when the worker died
+
+
+def test_serve_starts_one_server_per_worker_and_stops_them(ray_cluster: None, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    template = f"{sys.executable} -m glan_dataset.testing.openai_server --port {{port}}"
+    config = EngineConfig(quiet=True, concurrency=8)  # no endpoint: each worker's own server is the endpoint
+    flows.generate(
+        run, tiny_settings(config="all", max_subjects=2, questions_per_subject=2), config,
+        taxonomy_path=TINY_TAXONOMY, quiet=True, executor=RayExecutor(), serve=template,
+    )  # fmt: skip
+    assert len(records(run)) == 4
+    logs = sorted((run / "servers").glob("*.log"))
+    assert len(logs) == 2  # one per worker, not one per discipline
+    for log in logs:
+        port = int(log.stem.rsplit("-", 1)[1])
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0  # stopped
