@@ -128,6 +128,18 @@ Serve = Annotated[
         rich_help_panel=SCALE,
     ),
 ]
+Throughput = Annotated[
+    str | None,
+    typer.Option(
+        "--throughput",
+        help="What one endpoint sustains, measured or stated: calls/s (20) or completion tokens/s (2500tok/s); "
+        "glan plan then prints the wall time.",
+        rich_help_panel=SCALE,
+    ),
+]
+Endpoints = Annotated[
+    int, typer.Option("--endpoints", min=1, help="Endpoints sharing the load (servers, or keys).", rich_help_panel=SCALE)
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; log lines only.")]
 
 
