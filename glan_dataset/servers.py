@@ -112,4 +112,4 @@ def served(template: str | None, model: str, engine_config: EngineConfig, run_di
         yield engine_config
         return
     with serve(template, model, Path(run_dir) / "servers") as server:
-        yield engine_config.model_copy(update={"base_url": server.base_url})
+        yield engine_config.model_copy(update={"base_url": server.base_url, "base_urls": []})

@@ -12,6 +12,7 @@ from pydantic import SecretStr, ValidationError
 
 from glan_dataset.errors import UsageError
 from glan_dataset.llm import EngineConfig, PriceTable
+from glan_dataset.llm.fleet import read_base_urls
 from glan_dataset.settings import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL, GenerationSettings, SamplingParams
 
 GEN = "Generation"
@@ -54,10 +55,11 @@ AnswerTopP = Annotated[
     float, typer.Option("--answer-top-p", min=0.0, max=1.0, help="Answer top_p.", rich_help_panel=GEN)
 ]
 BaseUrl = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--base-url",
-        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: OPENAI_BASE_URL, else OpenAI).",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: OPENAI_BASE_URL, else OpenAI). "
+        "Repeat it (or name a file of URLs) for a fleet: requests go to the least loaded.",
         rich_help_panel=ENGINE,
     ),
 ]
@@ -181,7 +183,7 @@ class GenerationOptions:
 
 @dataclass
 class EngineOptions:
-    base_url: str | None = None
+    base_url: str | list[str] | None = None
     concurrency: int = 64
     timeout: float = 120.0
     max_attempts: int = 6
@@ -197,8 +199,11 @@ class EngineOptions:
             raise UsageError(f"--mode must be online or batch, not '{self.mode}'")
         mode: Literal["online", "batch"] = "batch" if self.mode == "batch" else "online"
         api_key = os.environ.get("OPENAI_API_KEY")
+        given = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url or [])
+        urls = read_base_urls(given)
         return EngineConfig(
-            base_url=self.base_url or os.environ.get("OPENAI_BASE_URL") or None,
+            base_url=(urls[0] if urls else None) or os.environ.get("OPENAI_BASE_URL") or None,
+            base_urls=urls if len(urls) > 1 else [],
             api_key=SecretStr(api_key) if api_key else None,
             concurrency=self.concurrency,
             timeout=self.timeout,

@@ -80,7 +80,7 @@ class DisciplineWorker:
         if job.serve is not None:
             self._serving = serve(job.serve, job.settings.model, job.run_dir / "servers")
             server = self._serving.__enter__()
-            self.engine_config = self.engine_config.model_copy(update={"base_url": server.base_url})
+            self.engine_config = self.engine_config.model_copy(update={"base_url": server.base_url, "base_urls": []})
 
     def generate(self, discipline: str) -> dict[str, Any]:
         job = self.job
