@@ -47,31 +47,33 @@ def local_run(run: Path, **settings: Any) -> tuple[dict[str, list[tuple[str, str
         return records(run), server.stats.chat_calls
 
 
-def test_ray_run_equals_a_local_run_and_a_rerun_pays_nothing(ray_cluster: None, tmp_path: Path) -> None:
+def test_ray_run_on_a_fleet_equals_a_local_run_and_a_rerun_pays_nothing(ray_cluster: None, tmp_path: Path) -> None:
     expected, local_calls = local_run(tmp_path / "local", config="all")
-    with FakeOpenAIServer() as server:
+    with FakeOpenAIServer() as server, FakeOpenAIServer() as second:
         run = tmp_path / "ray"
-        config = engine_config(server)
+        config = engine_config(server, base_urls=[server.base_url, second.base_url])  # a fleet of two endpoints
         manifest = flows.generate(
             run, tiny_settings(config="all"), config, taxonomy_path=TINY_TAXONOMY, quiet=True, executor=RayExecutor()
         )
         assert records(run) == expected  # ids and texts, for every discipline
         assert manifest.disciplines == sorted(expected)
-        assert server.stats.chat_calls == local_calls
+        assert server.stats.chat_calls + second.stats.chat_calls == local_calls
+        assert min(server.stats.chat_calls, second.stats.chat_calls) > local_calls // 4  # both endpoints worked
         parts = {p.name for p in (run / PARTS).iterdir() if p.is_dir()}
         assert parts == set(expected)
         assert len({describe_worker(run / PARTS / p)["pid"] for p in parts}) == 2  # both worker processes worked
 
         # a restarted driver resumes like a local run: finished parts are reused, nothing is paid again
         server.reset_stats()
+        second.reset_stats()
         flows.generate(
             run, tiny_settings(config="all"), config, taxonomy_path=TINY_TAXONOMY, quiet=True, executor=RayExecutor()
         )
-        assert server.stats.chat_calls == 0
+        assert server.stats.chat_calls == second.stats.chat_calls == 0
         assert records(run) == expected
         # and the gathered run is an ordinary run directory: a local run on it pays nothing either
         flows.generate(run, tiny_settings(config="all"), config, quiet=True)
-        assert server.stats.chat_calls == 0
+        assert server.stats.chat_calls == second.stats.chat_calls == 0
 
 
 def test_a_worker_killed_mid_discipline_is_restarted_and_repays_only_calls_in_flight(

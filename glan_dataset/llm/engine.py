@@ -110,7 +110,8 @@ class LLMEngine:
         self.opened_at = time.time()
         self._cache = ResponseCache(self.run_dir.llm_cache)
         self.usage = UsageLedger(config.prices, self._cache.usage_totals())
-        self._limits = Limits(config.concurrency, config.rpm, config.tpm)
+        # --concurrency is per endpoint: a fleet of N takes N times as many requests in flight
+        self._limits = Limits(config.concurrency * max(1, len(config.base_urls)), config.rpm, config.tpm)
         self._rng = random.Random()
         self._formats: dict[type[BaseModel], tuple[str, dict[str, Any]]] = {}
         self._completion_estimate: dict[str, float] = {}
