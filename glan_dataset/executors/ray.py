@@ -29,6 +29,7 @@ import os
 import socket
 import sqlite3
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,9 @@ class DisciplineWorker:
     def __init__(self, job: GenerationJob) -> None:
         self.job = job
         self.engine_config = job.engine_config.model_copy(update={"quiet": True})
-        self._serving: Any = None
+        self._resources = ExitStack()  # the server this worker started, stopped by close()
         if job.serve is not None:
-            self._serving = serve(job.serve, job.settings.model, job.run_dir / "servers")
-            server = self._serving.__enter__()
+            server = self._resources.enter_context(serve(job.serve, job.settings.model, job.run_dir / "servers"))
             self.engine_config = self.engine_config.model_copy(update={"base_url": server.base_url, "base_urls": []})
 
     def generate(self, discipline: str) -> dict[str, Any]:
@@ -109,9 +109,7 @@ class DisciplineWorker:
         return {"discipline": discipline, **worker}
 
     def close(self) -> None:
-        if self._serving is not None:
-            self._serving.__exit__(None, None, None)
-            self._serving = None
+        self._resources.close()
 
 
 @dataclass
@@ -218,12 +216,15 @@ class RayExecutor(Executor):
             try:
                 workers = self._drive(job, pool, disciplines, usage, plan.calls, console)
             finally:
-                ray.get([worker.close.remote() for worker in pool])
-                for worker in pool:
+                for worker in pool:  # stop their servers, then the actors
+                    try:
+                        ray.get(worker.close.remote(), timeout=60)
+                    except Exception as error:  # noqa: BLE001 (a dead actor has nothing left to stop)
+                        log.debug("closing a Ray worker: %s", error)
                     ray.kill(worker)
             elapsed = time.monotonic() - started
         if not job.quiet:
-            console.print(_summary(usage, len(disciplines), workers, count, elapsed))
+            console.print(_summary(usage, [s.stage for s in plan.stages], len(disciplines), workers, count, elapsed))
         data = run.read_run_json()
         return RunManifest.model_validate(data) if data else RunManifest(settings=job.settings, demo=job.demo)
 
@@ -303,7 +304,9 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def _summary(usage: _Usage, disciplines: int, workers: set[tuple[str, int]], pool: int, elapsed: float) -> Table:
+def _summary(
+    usage: _Usage, order: list[str], disciplines: int, workers: set[tuple[str, int]], pool: int, elapsed: float
+) -> Table:
     table = Table(
         title=f"ray: {disciplines} discipline(s) on {pool} worker(s), {len(workers)} worker process(es) "
         f"finished them, {_duration(elapsed)}",
@@ -311,7 +314,11 @@ def _summary(usage: _Usage, disciplines: int, workers: set[tuple[str, int]], poo
     )
     for column in ("call", "model", "calls", "in tokens", "out tokens", "USD"):
         table.add_column(column, justify="left" if column in ("call", "model") else "right")
-    for (stage, model), (calls, prompt, completion, cost) in sorted(usage.by_stage().items()):
+    rows = sorted(
+        usage.by_stage().items(),
+        key=lambda item: (order.index(item[0][0]) if item[0][0] in order else len(order), item[0]),
+    )
+    for (stage, model), (calls, prompt, completion, cost) in rows:
         table.add_row(
             stage, model, f"{calls:,}", f"{prompt:,}", f"{completion:,}", "n/a" if cost is None else f"{cost:,.2f}"
         )
