@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -131,3 +132,28 @@ def test_serve_starts_one_server_per_worker_and_stops_them(ray_cluster: None, tm
         port = int(log.stem.rsplit("-", 1)[1])
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0  # stopped
+
+
+def test_a_killed_driver_restarted_with_the_same_command_resumes(ray_cluster: None, tmp_path: Path) -> None:
+    settings = {"config": "physical-sciences", "max_subjects": 4, "questions_per_subject": 5}
+    expected, local_calls = local_run(tmp_path / "local", **settings)
+    run, concurrency = tmp_path / "ray", 4
+    with FakeOpenAIServer(latency=0.05) as server:
+        command = [
+            sys.executable, "-m", "glan_dataset", "generate", "--out", str(run), "--taxonomy", str(TINY_TAXONOMY),
+            "--config", "physical-sciences", "--subject-samples", "2", "--max-subjects", "4",
+            "--questions-per-subject", "5", "--base-url", server.base_url, "--concurrency", str(concurrency),
+            "--executor", "ray", "--ray-address", "auto", "--quiet",
+        ]  # fmt: skip
+        driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while server.stats.chat_calls < local_calls // 3 and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.05)
+        assert driver.poll() is None and server.stats.chat_calls < local_calls, "the run ended before the kill"
+        driver.kill()  # the driver, not a worker: Ray stops its workers
+        driver.wait()
+        again = subprocess.run(command, capture_output=True, text=True, timeout=180)
+        assert again.returncode == 0, again.stderr
+        assert records(run) == expected
+        # at most the calls in flight on the two workers when the driver died are paid twice
+        assert 0 <= server.stats.chat_calls - local_calls <= 2 * concurrency

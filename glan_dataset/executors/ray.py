@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "--executor ray needs Ray: pip install 'glan-dataset[ray]' (or pip install 'ray>=2.40')"
 PARTS = "parts"
 WORKER_FILE = "worker.json"  # in a part: which process works on it now (host, pid), for operators and tests
+LOCK_WAIT = 120.0  # a part still locked by a worker of a killed driver: Ray stops that worker within seconds
 RESTARTS = 3  # a worker process may die this many times (each death repays at most its calls in flight)
 
 
@@ -91,7 +92,7 @@ class DisciplineWorker:
                 "on storage every worker sees (the same path on every node)"
             )
         part = part_dir(job.run_dir, discipline)
-        with discipline_lock(part, f"discipline {discipline}"):
+        with discipline_lock(part, f"discipline {discipline}", wait=LOCK_WAIT):
             worker = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
             write_json_atomic(part / WORKER_FILE, worker)
             settings = job.settings.model_copy(update={"config": discipline})
