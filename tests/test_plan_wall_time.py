@@ -40,7 +40,9 @@ def test_wall_time_from_calls_or_tokens_per_second_shared_by_the_endpoints() -> 
 def test_plan_prints_the_wall_time_on_n_endpoints() -> None:
     def plan_cli(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "glan_dataset", "plan", "--config", "physics", *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "160"})
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "160"}
+        )
 
     four = plan_cli("--throughput", "10", "--endpoints", "4")
     assert four.returncode == 0, four.stderr
