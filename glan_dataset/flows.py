@@ -24,10 +24,9 @@ from rich.tree import Tree
 
 from glan_dataset.decontamination import DecontaminationReport, DecontaminationSettings, decontaminate_run
 from glan_dataset.errors import UsageError
+from glan_dataset.executors import Executor, GenerationJob, LocalExecutor, ShardedExecutor
 from glan_dataset.llm import EngineConfig
 from glan_dataset.merge import MergeReport
-from glan_dataset.merge import merge_runs as _merge_runs
-from glan_dataset.pipeline import generate as _generate
 from glan_dataset.pipeline import resolve_taxonomy
 from glan_dataset.publishing.publish import publish_run
 from glan_dataset.publishing.targets import HUB_SCHEME, PublishResult
@@ -56,22 +55,31 @@ def generate(
     demo: bool = False,
     shard: tuple[int, int] | None = None,
     steps: Sequence[Step] = STEPS,
+    executor: Executor | None = None,
+    serve: str | None = None,
 ) -> RunManifest:
     """Run or resume generation for ``settings.config`` in ``run_dir``; returns the updated run.json.
 
-    ``shard=(i, n)`` generates every n-th discipline of the config from the i-th (see
-    :func:`merge_runs`); ``steps`` replaces the list of steps (default ``glan_dataset.stages.STEPS``)."""
-    return _generate(
-        run_dir,
-        settings,
-        engine_config,
-        taxonomy_path=taxonomy_path,
-        prompts_dir=prompts_dir,
+    ``executor`` says where it runs (default: this process; see :mod:`glan_dataset.executors`);
+    ``shard=(i, n)`` is short for ``ShardedExecutor(i, n)``: every n-th discipline of the config from
+    the i-th (see :func:`merge_runs`). ``serve``: a server command template (``{model}``, ``{port}``)
+    each worker starts for itself. ``steps`` replaces the list of steps (default ``glan_dataset.stages.STEPS``)."""
+    if executor is None:
+        executor = ShardedExecutor(*shard) if shard is not None else LocalExecutor()
+    elif shard is not None:
+        raise UsageError("pass either shard or executor, not both")
+    job = GenerationJob(
+        run_dir=Path(run_dir),
+        settings=settings,
+        engine_config=engine_config,
+        taxonomy_path=None if taxonomy_path is None else Path(taxonomy_path),
+        prompts_dir=None if prompts_dir is None else Path(prompts_dir),
         quiet=quiet,
         demo=demo,
-        shard=shard,
         steps=steps,
+        serve=serve,
     )
+    return executor.run(job)
 
 
 def decontaminate(
@@ -94,7 +102,7 @@ def publish(run_dir: str | Path, target: str | Path | None = None, **options: An
 
 def merge_runs(sources: Sequence[str | Path], target: str | Path) -> MergeReport:
     """Merge run directories (one per ``--shard``) into ``target``; see :mod:`glan_dataset.merge`."""
-    return _merge_runs(sources, target)
+    return Executor.gather(sources, target)
 
 
 @dataclass

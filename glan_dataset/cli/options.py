@@ -12,6 +12,7 @@ from pydantic import SecretStr, ValidationError
 
 from glan_dataset.errors import UsageError
 from glan_dataset.llm import EngineConfig, PriceTable
+from glan_dataset.llm.fleet import read_base_urls
 from glan_dataset.settings import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL, GenerationSettings, SamplingParams
 
 GEN = "Generation"
@@ -91,10 +92,11 @@ AnswerTopP = Annotated[
     float, typer.Option("--answer-top-p", min=0.0, max=1.0, help="Answer top_p.", rich_help_panel=GEN)
 ]
 BaseUrl = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--base-url",
-        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: OPENAI_BASE_URL, else OpenAI).",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: OPENAI_BASE_URL, else OpenAI). "
+        "Repeat it (or name a file of URLs) for a fleet: requests go to the least loaded.",
         rich_help_panel=ENGINE,
     ),
 ]
@@ -133,6 +135,49 @@ Shard = Annotated[
         help="I/N: only every N-th discipline of the config, from the I-th (0-based), to split a run across "
         "machines; combine the run directories with glan merge-runs.",
     ),
+]
+SCALE = "Scale out"
+ExecutorName = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="local (this process), or ray: the config's disciplines as tasks over a Ray cluster "
+        "(the run directory must be on storage every worker sees).",
+        rich_help_panel=SCALE,
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to join: auto, or ray://HOST:10001 (default: start a local Ray instance).",
+        rich_help_panel=SCALE,
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, help="Ray workers (default: the cluster's CPUs).", rich_help_panel=SCALE),
+]
+Serve = Annotated[
+    str | None,
+    typer.Option(
+        "--serve",
+        help="Start a server per worker from this command, e.g. 'vllm serve {model} --port {port}'; "
+        "it is used once /v1/models answers and stopped at the end.",
+        rich_help_panel=SCALE,
+    ),
+]
+Throughput = Annotated[
+    str | None,
+    typer.Option(
+        "--throughput",
+        help="What one endpoint sustains, measured or stated: calls/s (20) or completion tokens/s (2500tok/s); "
+        "glan plan then prints the wall time.",
+        rich_help_panel=SCALE,
+    ),
+]
+Endpoints = Annotated[
+    int, typer.Option("--endpoints", min=1, help="Endpoints sharing the load (servers, or keys).", rich_help_panel=SCALE)
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; log lines only.")]
 
@@ -188,7 +233,7 @@ class GenerationOptions:
 
 @dataclass
 class EngineOptions:
-    base_url: str | None = None
+    base_url: str | list[str] | None = None
     concurrency: int = 64
     timeout: float = 120.0
     max_attempts: int = 6
@@ -204,8 +249,11 @@ class EngineOptions:
             raise UsageError(f"--mode must be online or batch, not '{self.mode}'")
         mode: Literal["online", "batch"] = "batch" if self.mode == "batch" else "online"
         api_key = os.environ.get("OPENAI_API_KEY")
+        given = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url or [])
+        urls = read_base_urls(given)
         return EngineConfig(
-            base_url=self.base_url or os.environ.get("OPENAI_BASE_URL") or None,
+            base_url=(urls[0] if urls else None) or os.environ.get("OPENAI_BASE_URL") or None,
+            base_urls=urls if len(urls) > 1 else [],
             api_key=SecretStr(api_key) if api_key else None,
             concurrency=self.concurrency,
             timeout=self.timeout,
