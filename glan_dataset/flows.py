@@ -12,7 +12,6 @@ decontamination and publishing together; the CLI and ``builder_script.py`` call 
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,14 +24,13 @@ from rich.tree import Tree
 
 from glan_dataset.decontamination import DecontaminationReport, DecontaminationSettings, decontaminate_run
 from glan_dataset.errors import IncompleteError, UsageError
+from glan_dataset.executors import Executor, GenerationJob, LocalExecutor, ShardedExecutor
 from glan_dataset.llm import EngineConfig
 from glan_dataset.merge import MergeReport
-from glan_dataset.merge import merge_runs as _merge_runs
 from glan_dataset.pipeline import Outcome, resolve_taxonomy
-from glan_dataset.pipeline import generate as _generate
 from glan_dataset.pipeline import outcome as _outcome
 from glan_dataset.publishing.publish import publish_run
-from glan_dataset.publishing.targets import HUB_SCHEME, PublishResult
+from glan_dataset.publishing.targets import HUB_SCHEME, PublishResult, preflight
 from glan_dataset.rundir import RunDir
 from glan_dataset.settings import GenerationSettings, RunManifest
 from glan_dataset.stages import STEPS, Step
@@ -70,22 +68,31 @@ def generate(
     demo: bool = False,
     shard: tuple[int, int] | None = None,
     steps: Sequence[Step] = STEPS,
+    executor: Executor | None = None,
+    serve: str | None = None,
 ) -> RunManifest:
     """Run or resume generation for ``settings.config`` in ``run_dir``; returns the updated run.json.
 
-    ``shard=(i, n)`` generates every n-th discipline of the config from the i-th (see
-    :func:`merge_runs`); ``steps`` replaces the list of steps (default ``glan_dataset.stages.STEPS``)."""
-    return _generate(
-        run_dir,
-        settings,
-        engine_config,
-        taxonomy_path=taxonomy_path,
-        prompts_dir=prompts_dir,
+    ``executor`` says where it runs (default: this process; see :mod:`glan_dataset.executors`);
+    ``shard=(i, n)`` is short for ``ShardedExecutor(i, n)``: every n-th discipline of the config from
+    the i-th (see :func:`merge_runs`). ``serve``: a server command template (``{model}``, ``{port}``)
+    each worker starts for itself. ``steps`` replaces the list of steps (default ``glan_dataset.stages.STEPS``)."""
+    if executor is None:
+        executor = ShardedExecutor(*shard) if shard is not None else LocalExecutor()
+    elif shard is not None:
+        raise UsageError("pass either shard or executor, not both")
+    job = GenerationJob(
+        run_dir=Path(run_dir),
+        settings=settings,
+        engine_config=engine_config,
+        taxonomy_path=None if taxonomy_path is None else Path(taxonomy_path),
+        prompts_dir=None if prompts_dir is None else Path(prompts_dir),
         quiet=quiet,
         demo=demo,
-        shard=shard,
         steps=steps,
+        serve=serve,
     )
+    return executor.run(job)
 
 
 def outcome(run_dir: str | Path, manifest: RunManifest, config: str, shard: tuple[int, int] | None = None) -> Outcome:
@@ -113,7 +120,7 @@ def publish(run_dir: str | Path, target: str | Path | None = None, **options: An
 
 def merge_runs(sources: Sequence[str | Path], target: str | Path) -> MergeReport:
     """Merge run directories (one per ``--shard``) into ``target``; see :mod:`glan_dataset.merge`."""
-    return _merge_runs(sources, target)
+    return Executor.gather(sources, target)
 
 
 @dataclass
@@ -181,14 +188,15 @@ def build(
     those of :func:`publish`.
 
     Nothing is paid before what could fail for free is checked: a Hub target's token, write access
-    and tag (:func:`check_hub_target`). A generation with units still outstanding or disciplines
+    and tag, a folder's writability (``publishing.targets.preflight``). A generation with units still outstanding or disciplines
     without records is not published (:class:`~glan_dataset.errors.IncompleteError`, exit code 3)
     unless ``allow_partial``."""
     console = console or Console(stderr=True, quiet=quiet)
     if demo and str(target or "").startswith(HUB_SCHEME):
         raise UsageError("demo data is placeholder text; publish it to a local folder")  # before any work
-    if str(target or "").startswith(HUB_SCHEME) and not publish_options.get("dry_run"):
-        check_hub_target(str(target), tag=publish_options.get("tag"), **_hub_options_of(publish_options))
+    if target is not None and not publish_options.get("dry_run"):  # token, write access, tag: before paying
+        hub_options = {k: publish_options[k] for k in ("private", "create_pr", "revision") if k in publish_options}
+        preflight(target, tag=publish_options.get("tag"), **hub_options)
     manifest = generate(
         run_dir, settings, engine_config, taxonomy_path=taxonomy_path, prompts_dir=prompts_dir, quiet=quiet, demo=demo
     )
@@ -207,53 +215,15 @@ def build(
     if result.partial:
         console.print(f"[yellow]publishing a partial build (--allow-partial): {result.summary()}[/yellow]")
     _decontaminate_config(run, settings.config, decontamination_settings)
-    if allow_partial and "allow_partial" in inspect.signature(publish_run).parameters:
-        publish_options["allow_partial"] = True  # publish checks the whole run too (and its card says what is missing)
-    return publish(run.root, target, quiet=quiet, console=console if not quiet else None, **publish_options)
-
-
-def _hub_options_of(options: dict[str, Any]) -> dict[str, Any]:
-    return {name: options[name] for name in ("revision", "create_pr") if options.get(name) is not None}
-
-
-def check_hub_target(
-    spec: str, *, tag: str | None = None, revision: str | None = None, create_pr: bool = False
-) -> None:
-    """Before any paid call: the Hub token is there and valid, it may write to the repo (or create it
-    in its namespace), and ``tag`` is free. One-line :class:`UsageError` naming the fix otherwise."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
-
-    repo_id = spec[len(HUB_SCHEME) :].strip("/").split("@", 1)[0]
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise UsageError(f"bad Hub target {spec!r}: use hf://ORG/NAME")
-    api = HfApi()
-    try:
-        me = api.whoami()
-    except (HfHubHTTPError, OSError) as error:
-        status = getattr(getattr(error, "response", None), "status_code", None)
-        if status in (401, 403) or "token" in str(error).lower():
-            raise UsageError(
-                f"no valid Hugging Face token to publish to {spec}: set HF_TOKEN or run `hf auth login` "
-                "with a write token (checked before generating, nothing was spent)"
-            ) from None
-        raise UsageError(f"cannot reach the Hub to check {spec} ({type(error).__name__}); try again") from None
-    namespace = repo_id.split("/", 1)[0]
-    allowed = {me.get("name")} | {org.get("name") for org in me.get("orgs") or []}
-    role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
-    if namespace not in allowed or role == "read":
-        why = "a read-only token" if role == "read" else f"the token's account cannot write to {namespace}"
-        raise UsageError(f"cannot publish to {spec}: {why}; use a write token for {namespace} (nothing was spent)")
-    if tag is None:
-        return
-    try:
-        refs = api.list_repo_refs(repo_id, repo_type="dataset")
-    except RepositoryNotFoundError:
-        return  # a new repo: every tag is free
-    except (HfHubHTTPError, OSError) as error:
-        raise UsageError(f"cannot read {spec}'s tags ({type(error).__name__}); try again") from None
-    if tag in {ref.name for ref in refs.tags}:
-        raise UsageError(f"{spec} already has tag {tag!r}: choose another --tag (checked before generating)")
+    # publish checks the whole run too, and with allow_partial its card says what is missing
+    return publish(
+        run.root,
+        target,
+        quiet=quiet,
+        console=console if not quiet else None,
+        allow_partial=allow_partial,
+        **publish_options,
+    )
 
 
 # ---------------------------------------------------------------------------------------- demo

@@ -39,7 +39,7 @@ from glan_dataset.prompts import PromptLibrary
 from glan_dataset.records import polars_schema_of
 from glan_dataset.rundir import RunDir, read_prices, write_json_atomic, write_prices, write_text_atomic
 from glan_dataset.settings import GenerationSettings, RunManifest, StageCounts
-from glan_dataset.stages import STEPS, prompt_names
+from glan_dataset.stages import STEPS, check_step_options, prompt_names, records_stage
 from glan_dataset.stages.base import Call, DisciplineContext, Reject, Step, StepContext
 from glan_dataset.stages.store import StageMeta, StageStore, fingerprint
 from glan_dataset.taxonomy import Taxonomy, load_taxonomy
@@ -133,6 +133,8 @@ class Pipeline:
             index, count = shard
             self.contexts = self.contexts[index::count]
         check_steps(steps, settings)
+        check_step_options(settings, steps)
+        self.records_stage = records_stage(settings, steps)
         self.stages = [step.writes for step in steps]  # every stage folder, made by this run or not
         self.steps = [step for step in steps if step.enabled(settings)]
         self.prompts = PromptLibrary(prompts_dir, prompt_names(settings, steps))
@@ -424,7 +426,7 @@ class Pipeline:
         """Under the run lock: run.json as it is now (other processes may have written it since this run
         started), with this run's disciplines, settings and the run's usage as the shared cache holds it."""
         manifest = self._load_manifest() or self._new_manifest()
-        generated = set(self.rundir.record_disciplines())
+        generated = set(self.rundir.record_disciplines(self.records_stage))
         counts = dict(manifest.counts)
         for discipline in {c.slug for c in self.contexts}:
             counts[discipline] = StageCounts(
@@ -448,6 +450,7 @@ class Pipeline:
                 "counts": counts,
                 "usage": self._usage(),
                 "engine": {"mode": self.engine_config.mode, "concurrency": self.engine_config.concurrency},
+                "records_stage": self.records_stage,
             }
         )
         write_json_atomic(self.rundir.run_json, manifest.model_dump(mode="json"))

@@ -52,8 +52,14 @@ class RunDir:
     def stage_file(self, stage: str, discipline: str) -> Path:
         return self.root / stage / f"{discipline}.parquet"
 
+    @property
+    def records_stage(self) -> str:
+        """The stage folder of the finished records, as the last generation recorded it in run.json
+        (``records``; ``conversations`` with follow-up turns)."""
+        return str(self.read_run_json().get("records_stage") or "records")
+
     def records_file(self, discipline: str) -> Path:
-        return self.stage_file("records", discipline)
+        return self.stage_file(self.records_stage, discipline)
 
     # decontamination
     @property
@@ -76,9 +82,9 @@ class RunDir:
     def decontamination_removed(self) -> Path:
         return self.decontamination_dir / "removed.parquet"
 
-    def record_disciplines(self) -> list[str]:
-        """Slugs of the disciplines whose records are complete."""
-        return sorted(p.stem for p in self.stage_dir("records").glob("*.parquet"))
+    def record_disciplines(self, stage: str | None = None) -> list[str]:
+        """Slugs of the disciplines with finished records (in ``stage``, default :attr:`records_stage`)."""
+        return sorted(p.stem for p in self.stage_dir(stage or self.records_stage).glob("*.parquet"))
 
     @property
     def prices(self) -> Path:

@@ -41,6 +41,11 @@ class GenerationSettings(BaseModel):
     questions_per_subject: int = Field(10, ge=1)
     multi_session_ratio: float = Field(0.5, ge=0.0, le=1.0, description="Share of two-session questions.")
     seed: int = 0
+    step_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Options of the steps that declare some (``Step.options``), by the stage folder each step "
+        "writes, e.g. ``{'conversations': {'turns': 3}}``; validated by the step's options model.",
+    )
 
     @field_validator("model", "answer_model")
     @classmethod
@@ -95,6 +100,11 @@ class RunManifest(BaseModel):
         default_factory=dict, description="LLMEngine usage: tokens and cost per stage and model."
     )
     engine: dict[str, Any] = Field(default_factory=dict, description="Non-secret engine settings (mode, concurrency).")
+    records_stage: str = Field(
+        "records",
+        description="The stage folder holding the run's finished records (the last enabled step that writes "
+        "records: ``records``, or ``conversations`` with follow-up turns); decontamination reads it.",
+    )
     demo: bool = False
     configs: dict[str, GenerationSettings] = Field(
         default_factory=dict,

@@ -51,7 +51,7 @@ def test_taxonomy_that_is_not_a_file_is_one_line(
         path.mkdir()
     code, stderr = run_cli(monkeypatch, capsys, "plan", "--config", "physics", "--taxonomy", str(path))
     assert code == 2
-    assert_one_line(stderr, str(path), "--taxonomy")
+    assert_one_line(stderr, str(path), "taxonomy file")
 
 
 def test_binary_review_sheet_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "glan_dataset"
 # publishing -> stages -> llm -> records, rundir, errors (DESIGN.md section 2).
 ABOVE = {
     "publishing": ("glan_dataset.flows", "glan_dataset.pipeline", "glan_dataset.merge", "glan_dataset.plan",
-                   "glan_dataset.stages", "glan_dataset.cli"),
+                   "glan_dataset.cli"),
     "decontamination": ("glan_dataset.flows", "glan_dataset.pipeline", "glan_dataset.publishing", "glan_dataset.cli"),
     "stages": ("glan_dataset.flows", "glan_dataset.pipeline", "glan_dataset.plan", "glan_dataset.cli"),
     "llm": ("glan_dataset.flows", "glan_dataset.pipeline", "glan_dataset.stages", "glan_dataset.cli"),

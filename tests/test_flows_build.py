@@ -11,7 +11,7 @@ import pytest
 from glan_dataset import flows
 from glan_dataset.cli import main
 from glan_dataset.decontamination import DecontaminationSettings
-from glan_dataset.errors import IncompleteError, UsageError
+from glan_dataset.errors import GlanError, IncompleteError
 from glan_dataset.testing.openai_server import FakeOpenAIServer, FaultPlan
 from tests.decontamination_support import benchmark_files
 from tests.fakes.fake_hub import FakeHub
@@ -88,8 +88,9 @@ def test_the_hub_target_is_checked_before_the_first_llm_call(
         api.create_repo(repo, repo_type="dataset")
         api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo, repo_type="dataset")
         api.create_tag(repo, tag="v1", repo_type="dataset")
+        api.upload_file(path_or_fileobj=b"y", path_in_repo="y.txt", repo_id=repo, repo_type="dataset")
     with FakeOpenAIServer() as server:
-        with pytest.raises(UsageError) as refused:
+        with pytest.raises(GlanError) as refused:
             build(tmp_path / "run", server, f"hf://{repo}", tmp_path, tag="v1")
         assert server.stats.chat_calls == 0  # nothing paid
     message = str(refused.value)

@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
+from glan_dataset.errors import UsageError
 from glan_dataset.llm import ChatRequest, ChatResult, EngineConfig, LLMEngine, PriceTable
 from glan_dataset.pipeline import discipline_contexts, generate
 from glan_dataset.plan import plan_generation
@@ -78,8 +79,8 @@ class VerdictStep(Step[Record]):
 
 
 def test_stages_come_from_the_steps() -> None:
-    assert STAGES == ("subjects", "syllabi", "questions", "records")
-    assert [call.name for step in STEPS for call in step.calls(tiny_settings())] == [
+    assert STAGES == ("subjects", "syllabi", "questions", "records", "conversations", "judgements")
+    assert [call.name for step in STEPS if step.enabled(tiny_settings()) for call in step.calls(tiny_settings())] == [
         "subjects", "subjects_to_json", "syllabus", "syllabus_to_json", "question", "answer",
     ]  # fmt: skip
 
@@ -183,3 +184,61 @@ def test_a_discipline_is_read_when_the_engine_reaches_it_and_written_when_comple
     for index, discipline in enumerate(order):
         assert written_when_opened[discipline] >= set(order[: max(0, index - 1)]), discipline
     assert not written_when_opened["physics"] and len(list((run / "records").glob("*.parquet"))) == 4
+
+
+class VerdictOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    samples: int = Field(1, ge=1)
+
+
+class OptionalVerdictStep(VerdictStep):
+    """The verdict step with its own knobs: enabled by a model in ``step_options['verdicts']``."""
+
+    options = VerdictOptions
+
+    def enabled(self, settings: Any) -> bool:
+        return self.options_of(settings).model is not None
+
+    def model(self, settings: Any) -> str:
+        return str(self.options_of(settings).model)
+
+
+def test_a_step_keeps_its_options_in_step_options(tmp_path: Path, openai_server: FakeOpenAIServer) -> None:
+    steps = (*STEPS, OptionalVerdictStep())
+    off = tiny_settings(config="physics")
+    on = tiny_settings(config="physics", step_options={"verdicts": {"model": "judge-model"}})
+    assert OptionalVerdictStep().options_of(off) == VerdictOptions()
+    run = tmp_path / "run"
+    generate(run, off, engine_config(openai_server), taxonomy_path=TINY_TAXONOMY, quiet=True, steps=steps)
+    assert not (run / "verdicts").exists()
+    openai_server.reset_stats()
+    generate(run, on, engine_config(openai_server), taxonomy_path=TINY_TAXONOMY, quiet=True, steps=steps)
+    assert openai_server.stats.by_model == {"judge-model": openai_server.stats.chat_calls}  # only the new step
+    manifest = RunManifest.model_validate_json((run / "run.json").read_text())
+    assert manifest.settings.step_options == {"verdicts": {"model": "judge-model"}}
+    assert manifest.records_stage == "records"  # verdicts are not records
+
+    contexts = discipline_contexts(load_taxonomy(TINY_TAXONOMY), "physics")
+    plan = plan_generation(on, contexts, PromptLibrary(), PriceTable(), steps=steps)
+    assert plan.stages[-1].stage == "verdict" and plan.stages[-1].model == "judge-model"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"verdict": {"model": "x"}}, "step options for 'verdict': no step with options writes it (steps with options: conversations, judgements, verdicts)"),
+        ({"verdicts": {"samples": 0}}, "invalid step option verdicts.samples: Input should be greater than or equal to 1"),
+        ({"verdicts": {"modle": "x"}}, "invalid step option verdicts.modle: Extra inputs are not permitted"),
+    ],
+)  # fmt: skip
+def test_unknown_or_invalid_step_options_are_one_line_before_any_call(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    settings = tiny_settings(config="physics", step_options=options)
+    config = EngineConfig(base_url="http://127.0.0.1:9", quiet=True)  # nothing listens: no call may be made
+    with pytest.raises(UsageError) as caught:
+        generate(tmp_path / "run", settings, config, taxonomy_path=TINY_TAXONOMY, steps=(*STEPS, OptionalVerdictStep()))
+    assert str(caught.value) == message
+    assert not (tmp_path / "run").exists()

@@ -365,8 +365,8 @@ def test_load_raises_one_line_summary_with_count(tmp_path: Path) -> None:
     assert len(caught.value.issues) == 8
 
 
-def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+def test_missing_file_is_a_taxonomy_error(tmp_path: Path) -> None:
+    with pytest.raises(TaxonomyError, match="cannot read the taxonomy file .*nope.yaml"):
         load_taxonomy(tmp_path / "nope.yaml")
 
 
@@ -419,5 +419,5 @@ def test_cli_validate_ok_and_broken(tmp_path: Path) -> None:
 def test_cli_missing_file_is_a_clean_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(taxonomy_app, ["validate", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: cannot access") and "nope.yaml" in result.stderr
+    assert result.stderr.startswith("error: cannot read the taxonomy file") and "nope.yaml" in result.stderr
     assert "Traceback" not in result.output

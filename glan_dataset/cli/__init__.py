@@ -21,6 +21,9 @@ app = typer.Typer(
 )
 
 
+INTERRUPTED = 130
+
+
 def _register() -> None:
     from glan_dataset.cli import batches, decontaminate, generate, publish, taxonomy
 
@@ -65,8 +68,8 @@ def main() -> None:
         _error(f"cannot use {error.filename}: {error.strerror or error}; check the path")
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
-        code = 130
-    if code == 130:  # typer turns Ctrl-C into Exit(130), returned as the code without standalone mode
+        code = INTERRUPTED
+    if code == INTERRUPTED:  # typer turns Ctrl-C into exit code 130
         Console(stderr=True).print(
             "[yellow]interrupted:[/yellow] every answered call is saved; run the same command again to resume",
             highlight=False,

@@ -19,8 +19,11 @@ from glan_dataset.cli.options import (
     CacheIgnoreParams,
     Concurrency,
     Config,
+    Endpoints,
     EngineOptions,
+    ExecutorName,
     GenerationOptions,
+    JudgeModel,
     MaxAttempts,
     MaxSubjects,
     Mode,
@@ -31,15 +34,20 @@ from glan_dataset.cli.options import (
     PromptsDir,
     QuestionsPerSubject,
     Quiet,
+    RayAddress,
     Rpm,
     Seed,
+    Serve,
     Shard,
     SubjectSamples,
     TaxonomyFile,
     Temperature,
+    Throughput,
     Timeout,
     TopP,
     Tpm,
+    Turns,
+    Workers,
     parse_shard,
 )
 from glan_dataset.errors import IncompleteError
@@ -76,6 +84,8 @@ def generate_command(
     top_p: TopP = 0.95,
     answer_temperature: AnswerTemperature = 0.7,
     answer_top_p: AnswerTopP = 0.95,
+    turns: Turns = 1,
+    judge_model: JudgeModel = None,
     base_url: BaseUrl = None,
     concurrency: Concurrency = 64,
     timeout: Timeout = 120.0,
@@ -86,14 +96,19 @@ def generate_command(
     cache_ignore_params: CacheIgnoreParams = False,
     price: Prices = None,
     shard: Shard = None,
+    executor: ExecutorName = "local",
+    ray_address: RayAddress = None,
+    workers: Workers = None,
+    serve: Serve = None,
     quiet: Quiet = False,
 ) -> None:
     """Generate (or resume) GLAN instruction pairs for a config into a run directory."""
     from glan_dataset import flows
+    from glan_dataset.executors import make_executor
 
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio,
-        seed, temperature, top_p, answer_temperature, answer_top_p,
+        seed, temperature, top_p, answer_temperature, answer_top_p, turns, judge_model,
     ).settings()  # fmt: skip
     engine = EngineOptions(
         base_url, concurrency, timeout, max_attempts, rpm, tpm, mode, cache_ignore_params, price, quiet
@@ -105,10 +120,11 @@ def generate_command(
         taxonomy_path=taxonomy,
         prompts_dir=prompts,
         quiet=quiet,
-        shard=parse_shard(shard),
+        executor=make_executor(executor, shard=parse_shard(shard), ray_address=ray_address, workers=workers),
+        serve=serve,
     )
     result = flows.outcome(out, manifest, config, parse_shard(shard))
-    records = RunDir(out).stage_dir("records")
+    records = RunDir(out).stage_dir(manifest.records_stage)
     if result.records == 0 and result.partial:
         summary = f"nothing was generated for --config {config}: {result.summary()}; see {RunDir(out).failures} "
         summary += "and run the same command again (nothing paid is repeated)"
@@ -138,27 +154,35 @@ def plan_command(
     questions_per_subject: QuestionsPerSubject = 10,
     multi_session_ratio: MultiSessionRatio = 0.5,
     seed: Seed = 0,
+    turns: Turns = 1,
+    judge_model: JudgeModel = None,
     mode: Mode = "online",
     price: Prices = None,
+    throughput: Throughput = None,
+    endpoints: Endpoints = 1,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="A run directory whose remembered prices (RUN/prices.json) to use."),
     ] = None,
 ) -> None:
-    """Print the LLM calls, tokens and cost a generation needs, without calling anything."""
+    """Print the LLM calls, tokens and cost a generation needs (and with --throughput its wall time),
+    without calling anything."""
     from glan_dataset.llm import PriceTable
     from glan_dataset.pipeline import discipline_contexts
-    from glan_dataset.plan import plan_generation
+    from glan_dataset.plan import Throughput as EndpointThroughput
+    from glan_dataset.plan import format_duration, plan_generation, wall_time
     from glan_dataset.prompts import PromptLibrary
     from glan_dataset.stages import prompt_names
     from glan_dataset.taxonomy import load_taxonomy
 
     settings = GenerationOptions(
-        config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio, seed
-    ).settings()
+        config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio, seed,
+        turns=turns, judge_model=judge_model,
+    ).settings()  # fmt: skip
     contexts = discipline_contexts(load_taxonomy(taxonomy), config)
     given = PriceTable.parse(price or [])  # those given now win over those remembered by the run
     prices = PriceTable(prices={**(read_prices(RunDir(out)) if out is not None else {}), **given.prices})
+    rate = None if throughput is None else EndpointThroughput.parse(throughput)
     plan = plan_generation(
         settings, contexts, PromptLibrary(prompts, prompt_names(settings)), prices, batch=mode == "batch"
     )
@@ -167,7 +191,8 @@ def plan_command(
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    for column in ("stage", "model", "calls", "in tokens", "out tokens", "USD"):
+    columns = ["stage", "model", "calls", "in tokens", "out tokens", "USD"] + (["wall time"] if rate else [])
+    for column in columns:
         table.add_column(
             column, justify="left" if column in ("stage", "model") else "right", no_wrap=column in ("stage", "model")
         )
@@ -179,15 +204,24 @@ def plan_command(
             _compact(stage.prompt_tokens),
             _compact(stage.completion_tokens),
             _money(stage.cost),
+            *([format_duration(rate.seconds(stage, endpoints))] if rate else []),
         )
     table.add_section()
     table.add_row(
         "total", "", f"{plan.calls:,}",
         _compact(sum(s.prompt_tokens for s in plan.stages)), _compact(sum(s.completion_tokens for s in plan.stages)), _money(plan.cost),
+        *([format_duration(wall_time(plan, rate, endpoints))] if rate else []),
     )  # fmt: skip
     console = Console()
     console.print(table)
-    console.print(f"{plan.records:,} instruction pairs. Batch mode (--mode batch) halves the cost.")
+    made = f"conversations of {turns} turns" if turns > 1 else "instruction pairs"
+    console.print(f"{plan.records:,} {made}. Batch mode (--mode batch) halves the cost.")
+    if rate is not None:
+        unit = "completion tokens/s" if rate.unit == "tokens" else "calls/s"
+        console.print(
+            f"Wall time at {rate.per_second:g} {unit} per endpoint on {endpoints} endpoint(s): "
+            f"~{format_duration(wall_time(plan, rate, endpoints))} (the steps run one after the other)."
+        )
     if plan.cost is None:
         console.print("Add --price MODEL=IN/OUT (USD per million tokens) for each model to see the cost.")
 

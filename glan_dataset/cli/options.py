@@ -12,6 +12,7 @@ from pydantic import SecretStr, ValidationError
 
 from glan_dataset.errors import UsageError
 from glan_dataset.llm import EngineConfig, PriceTable
+from glan_dataset.llm.fleet import read_base_urls
 from glan_dataset.settings import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL, GenerationSettings, SamplingParams
 
 GEN = "Generation"
@@ -42,6 +43,43 @@ MultiSessionRatio = Annotated[
         "--multi-session-ratio", min=0.0, max=1.0, help="Share of two-session questions.", rich_help_panel=GEN
     ),
 ]
+Turns = Annotated[
+    int,
+    typer.Option(
+        "--turns",
+        min=1,
+        max=20,
+        help="Question-answer turns per conversation: after the answer, a student follow-up question and its "
+        "answer, N-1 times (messages holds the whole conversation).",
+        rich_help_panel=GEN,
+    ),
+]
+JudgeModel = Annotated[
+    str | None,
+    typer.Option(
+        "--judge-model",
+        help="Score every pair 1-10 with this model (quality gate: correctness, helpfulness, difficulty fit); "
+        "filter at publish time with glan publish --min-score.",
+        rich_help_panel=GEN,
+    ),
+]
+MinScore = Annotated[
+    float | None,
+    typer.Option(
+        "--min-score",
+        min=1.0,
+        max=10.0,
+        help="Leave out pairs the judge (glan generate --judge-model) scored below this; no new LLM call.",
+    ),
+]
+EnforceChecks = Annotated[
+    str | None,
+    typer.Option(
+        "--enforce-checks",
+        help="Leave out pairs failing these rule checks, comma-separated, or all: empty, restates_question, "
+        "refusal, truncated, leaks_answer, language.",
+    ),
+]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the question sampling.", rich_help_panel=GEN)]
 Temperature = Annotated[
     float, typer.Option("--temperature", min=0.0, max=2.0, help="Generation temperature.", rich_help_panel=GEN)
@@ -54,10 +92,11 @@ AnswerTopP = Annotated[
     float, typer.Option("--answer-top-p", min=0.0, max=1.0, help="Answer top_p.", rich_help_panel=GEN)
 ]
 BaseUrl = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
         "--base-url",
-        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: OPENAI_BASE_URL, else OpenAI).",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: OPENAI_BASE_URL, else OpenAI). "
+        "Repeat it (or name a file of URLs) for a fleet: requests go to the least loaded.",
         rich_help_panel=ENGINE,
     ),
 ]
@@ -97,6 +136,49 @@ Shard = Annotated[
         "machines; combine the run directories with glan merge-runs.",
     ),
 ]
+SCALE = "Scale out"
+ExecutorName = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="local (this process), or ray: the config's disciplines as tasks over a Ray cluster "
+        "(the run directory must be on storage every worker sees).",
+        rich_help_panel=SCALE,
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to join: auto, or ray://HOST:10001 (default: start a local Ray instance).",
+        rich_help_panel=SCALE,
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, help="Ray workers (default: the cluster's CPUs).", rich_help_panel=SCALE),
+]
+Serve = Annotated[
+    str | None,
+    typer.Option(
+        "--serve",
+        help="Start a server per worker from this command, e.g. 'vllm serve {model} --port {port}'; "
+        "it is used once /v1/models answers and stopped at the end.",
+        rich_help_panel=SCALE,
+    ),
+]
+Throughput = Annotated[
+    str | None,
+    typer.Option(
+        "--throughput",
+        help="What one endpoint sustains, measured or stated: calls/s (20) or completion tokens/s (2500tok/s); "
+        "glan plan then prints the wall time.",
+        rich_help_panel=SCALE,
+    ),
+]
+Endpoints = Annotated[
+    int, typer.Option("--endpoints", min=1, help="Endpoints sharing the load (servers, or keys).", rich_help_panel=SCALE)
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; log lines only.")]
 
 
@@ -116,6 +198,18 @@ class GenerationOptions:
     top_p: float = 0.95
     answer_temperature: float = 0.7
     answer_top_p: float = 0.95
+    turns: int = 1
+    judge_model: str | None = None
+
+    def step_options(self) -> dict[str, dict[str, object]]:
+        """The flags that fill a step's options (``GenerationSettings.step_options``); defaults are left out,
+        so a run without them has the same settings as before the steps had options."""
+        options: dict[str, dict[str, object]] = {}
+        if self.turns != 1:
+            options["conversations"] = {"turns": self.turns}
+        if self.judge_model is not None:
+            options["judgements"] = {"model": self.judge_model}
+        return options
 
     def settings(self) -> GenerationSettings:
         try:
@@ -130,6 +224,7 @@ class GenerationOptions:
                 seed=self.seed,
                 generation_sampling=SamplingParams(temperature=self.temperature, top_p=self.top_p),
                 answer_sampling=SamplingParams(temperature=self.answer_temperature, top_p=self.answer_top_p),
+                step_options=self.step_options(),
             )
         except ValidationError as error:
             first = error.errors()[0]
@@ -138,7 +233,7 @@ class GenerationOptions:
 
 @dataclass
 class EngineOptions:
-    base_url: str | None = None
+    base_url: str | list[str] | None = None
     concurrency: int = 64
     timeout: float = 120.0
     max_attempts: int = 6
@@ -154,8 +249,11 @@ class EngineOptions:
             raise UsageError(f"--mode must be online or batch, not '{self.mode}'")
         mode: Literal["online", "batch"] = "batch" if self.mode == "batch" else "online"
         api_key = os.environ.get("OPENAI_API_KEY")
+        given = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url or [])
+        urls = read_base_urls(given)
         return EngineConfig(
-            base_url=self.base_url or os.environ.get("OPENAI_BASE_URL") or None,
+            base_url=(urls[0] if urls else None) or os.environ.get("OPENAI_BASE_URL") or None,
+            base_urls=urls if len(urls) > 1 else [],
             api_key=SecretStr(api_key) if api_key else None,
             concurrency=self.concurrency,
             timeout=self.timeout,

@@ -18,10 +18,12 @@ from glan_dataset.cli.options import (
     CacheIgnoreParams,
     Concurrency,
     Config,
+    EnforceChecks,
     EngineOptions,
     GenerationOptions,
     MaxAttempts,
     MaxSubjects,
+    MinScore,
     Mode,
     Model,
     MultiSessionRatio,
@@ -106,7 +108,27 @@ Revision = Annotated[
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Print the files that would be added, updated and deleted; write nothing.")
 ]
-PublishQuiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing (errors still do).")]
+PublishQuiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print nothing, not even the Hub upload bars (errors still do).")
+]
+AllowPartial = Annotated[
+    bool,
+    typer.Option(
+        "--allow-partial",
+        help="Publish even though disciplines of the config are missing or have failed units; "
+        "the release is marked partial and the card lists what is missing.",
+        rich_help_panel=PUB,
+    ),
+]
+PublishPrices = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--price",
+        help="MODEL=IN/OUT in USD per million tokens (repeatable): prices the run's recorded usage on the card; "
+        "kept in RUN/prices.json for later publishes.",
+        rich_help_panel=PUB,
+    ),
+]
 
 
 def publish_command(
@@ -124,10 +146,16 @@ def publish_command(
     revision: Revision = None,
     dry_run: DryRun = False,
     quiet: PublishQuiet = False,
+    allow_partial: AllowPartial = False,
+    price: PublishPrices = None,
+    min_score: MinScore = None,
+    enforce_checks: EnforceChecks = None,
 ) -> None:
     """Publish a run's decontaminated records as a parquet + YAML dataset (local folder or the Hub).
 
-    The Hub token comes from HF_TOKEN or `hf auth login`; it is never printed or written.
+    A run with missing disciplines or failed units is refused unless --allow-partial. A local
+    folder switches to the new release all at once. The Hub token comes from HF_TOKEN or
+    `hf auth login`; it is never printed or written.
     """
     from glan_dataset import flows
 
@@ -143,6 +171,10 @@ def publish_command(
         pretty_name=pretty_name,
         dry_run=dry_run,
         quiet=quiet,
+        allow_partial=allow_partial,
+        prices=price,
+        min_score=min_score,
+        enforce_checks=enforce_checks or (),
         **_hub_options(private, create_pr, revision),
     )
 

@@ -33,12 +33,13 @@ import httpx2
 import openai
 from openai.lib._parsing._completions import type_to_response_format_param
 from pydantic import BaseModel, ValidationError
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 
 from glan_dataset.errors import ConfigurationError
 from glan_dataset.llm import transport
 from glan_dataset.llm.cache import ResponseCache, cache_keys, canonical_json
 from glan_dataset.llm.cost import UsageLedger
+from glan_dataset.llm.fleet import Fleet
 from glan_dataset.llm.limits import Limits, retry_after_seconds
 from glan_dataset.llm.progress import ProgressDisplay, StageStats
 from glan_dataset.llm.types import (
@@ -109,14 +110,16 @@ class LLMEngine:
         self.opened_at = time.time()
         self._cache = ResponseCache(self.run_dir.llm_cache)
         self.usage = UsageLedger(config.prices, self._cache.usage_totals())
-        self._limits = Limits(config.concurrency, config.rpm, config.tpm)
+        # --concurrency is per endpoint: a fleet of N takes N times as many requests in flight
+        self._limits = Limits(config.concurrency * max(1, len(config.base_urls)), config.rpm, config.tpm)
         self._rng = random.Random()
         self._formats: dict[type[BaseModel], tuple[str, dict[str, Any]]] = {}
         self._completion_estimate: dict[str, float] = {}
         self._failures_file: IO[str] | None = None
         self._progress = ProgressDisplay(self.usage, quiet=config.quiet, console=console or Console(stderr=True))
         self._client_instance: openai.AsyncOpenAI | None = None
-        self._direct_instance: transport.DirectTransport | None = None
+        self._direct_instance: transport.DirectTransport | Fleet | None = None
+        self._fleet: Fleet | None = None  # several --base-url: the fleet is the transport
         # httpx2 logs every request at INFO: at a thousand calls a second that is a flood of lines
         # and measurable CPU. Quiet it unless the application chose a level for it.
         transport_log = logging.getLogger("httpx2")
@@ -129,7 +132,13 @@ class LLMEngine:
     # ----- lifecycle -------------------------------------------------------------------------------
 
     @property
-    def _direct(self) -> transport.DirectTransport | None:
+    def _direct(self) -> transport.DirectTransport | Fleet | None:
+        if self.config.base_urls and len(self.config.base_urls) > 1:
+            if self._direct_instance is None:
+                self._direct_instance = self._fleet = Fleet(
+                    self.config.base_urls, self._api_key, self.config.timeout, self.config.concurrency
+                )
+            return self._direct_instance
         if self.config.transport != "direct":
             return None
         if self._direct_instance is None:
@@ -174,6 +183,8 @@ class LLMEngine:
 
     def summary(self) -> RenderableType:
         """One screen: per stage calls, cache hits, retries, failures, tokens, cost, wall time."""
+        if self._fleet is not None:
+            return Group(self._progress.summary(), self._fleet.summary())
         return self._progress.summary()
 
     # ----- requests --------------------------------------------------------------------------------

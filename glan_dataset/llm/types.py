@@ -53,6 +53,8 @@ class EngineConfig(BaseModel):
     """How to reach the endpoint and how hard to push it. No field is ever written to disk with the key."""
 
     base_url: str | None = None
+    # a fleet: every endpoint sharing the load, least outstanding first (glan_dataset.llm.fleet); base_url is the first
+    base_urls: list[str] = Field(default_factory=list)
     api_key: SecretStr | None = None
     concurrency: int = Field(64, ge=1)
     timeout: float = Field(120.0, gt=0)

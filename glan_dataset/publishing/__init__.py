@@ -24,6 +24,7 @@ from glan_dataset.publishing.targets import (
     RemoteFile,
     parse_target,
     plan_publish,
+    preflight,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "RemoteFile",
     "parse_target",
     "plan_publish",
+    "preflight",
     "publish_run",
 ]
 

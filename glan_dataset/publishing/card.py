@@ -18,6 +18,7 @@ from glan_dataset.publishing.chart import CHART_PATH
 from glan_dataset.publishing.layout import SPLITS, StagedData, configs_metadata, dataset_info_metadata
 from glan_dataset.publishing.releases import Release
 from glan_dataset.publishing.split import NEAR_DUPLICATE_THRESHOLD
+from glan_dataset.quality import card_section
 
 DEFAULT_LICENSE = "apache-2.0"
 """The maintainer chooses (``--license``). Apache-2.0 matches the project and is what most synthetic
@@ -62,6 +63,9 @@ class CardInputs:
     chart_path: str = CHART_PATH
     extra_tags: list[str] = field(default_factory=list)
     leaderboard: list[dict[str, Any]] = field(default_factory=list)  # glan_dataset.evaluation.leaderboard_rows
+    missing: dict[str, Any] | None = None
+    """``publish.MissingData`` as a dict when published with ``--allow-partial`` and something is missing."""
+    quality: Any = None  # glan_dataset.quality.QualityReport when publishing applied the quality gate
 
 
 def template_dir() -> Path:
@@ -156,6 +160,20 @@ def card_context(inputs: CardInputs) -> dict[str, Any]:
         "releases": [_release_row(r) for r in inputs.releases],
         "extra": (inputs.extra or "").strip() or None,
         "leaderboard": inputs.leaderboard,
+        "missing": _missing(inputs.missing),
+        "quality": None if inputs.quality is None else card_section(inputs.quality),
+    }
+
+
+def _missing(missing: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The "missing from this release" section: disciplines without records, incomplete ones with counts."""
+    if not missing:
+        return None
+    incomplete = missing.get("incomplete") or {}
+    return {
+        "no_records": list(missing.get("no_records") or []),
+        "incomplete": [{"name": name, "failed": int(n)} for name, n in sorted(incomplete.items())],
+        "outstanding_failures": int(missing.get("outstanding_failures") or 0),
     }
 
 
@@ -221,6 +239,11 @@ def _generation(run: dict[str, Any]) -> dict[str, Any]:
         )
         if key in settings
     ]
+    step_options = settings.get("step_options") or {}  # steps' own settings (glan_dataset.stages.Step.options)
+    if "conversations" in step_options:
+        counts.append(
+            {"label": "Question-answer turns per conversation", "value": step_options["conversations"]["turns"]}
+        )
     stage_counts: dict[str, int] = {}
     for per_discipline in (run.get("counts") or {}).values():
         for stage, value in (per_discipline or {}).items():
@@ -270,7 +293,7 @@ def _decontamination(report: dict[str, Any] | None, published: set[str]) -> dict
     """The report (``glan_dataset.decontamination.DecontaminationReport`` as JSON) as table rows and lines.
 
     Read as plain JSON, tolerantly: a report written by an older or newer version still renders
-    whatever it has rather than failing the publish.
+    whatever it has rather than failing the publish. Says plainly what was *not* checked.
     """
     if report is None:
         return None
@@ -282,15 +305,21 @@ def _decontamination(report: dict[str, Any] | None, published: set[str]) -> dict
             benchmarks.append(
                 {
                     "name": name,
+                    "split": str(entry.get("split") or "test"),
                     "source": str(entry.get("source", "")),
+                    "version": str(entry.get("version") or "n/a"),
                     "items": _first_int(entry, "items"),
                     "indexed": _first_int(entry, "items_indexed", "indexed", "items"),
                     "removed": _first_int(entry, "records_removed", "removed"),
                 }
             )
     unavailable_raw = report.get("unavailable") or {}
+    splits = report.get("unavailable_splits") or {}
     if isinstance(unavailable_raw, dict):
-        unavailable = [f"{name} ({reason})" if reason else name for name, reason in sorted(unavailable_raw.items())]
+        unavailable = [
+            f"{name} ({splits.get(name, 'test')}): {reason}" if reason else name
+            for name, reason in sorted(unavailable_raw.items())
+        ]
     else:
         unavailable = sorted(map(str, unavailable_raw))
     dups = report.get("duplicates_removed") or {}
@@ -299,7 +328,10 @@ def _decontamination(report: dict[str, Any] | None, published: set[str]) -> dict
     if "records_in" in report:
         lines.append(f"Records checked: **{_num(report['records_in'])}**")
     if "contaminated" in report:
+        train = int(report.get("contaminated_train") or 0)
+        test = int(report.get("contaminated_test", int(report["contaminated"]) - train))
         lines.append(f"Removed as benchmark contamination: **{_num(report['contaminated'])}**")
+        lines.append(f"of which matching a test set: **{_num(test)}**, a training split: **{_num(train)}**")
     if isinstance(dups, dict) and dups:
         lines.append(
             f"Duplicates removed: **{_num(sum(int(v) for v in dups.values()))}** "
@@ -315,12 +347,25 @@ def _decontamination(report: dict[str, Any] | None, published: set[str]) -> dict
             f"{float(settings.get('threshold', 0.5)):.0%} of a benchmark item; near duplicates at rapidfuzz "
             f"similarity >= {float(settings.get('near_dup_threshold', 0.9)):.0%}"
         )
-    disciplines = [
-        {"name": name, **{k: int(v) for k, v in entry.items() if isinstance(v, int | float)}}
-        for name, entry in sorted((report.get("disciplines") or {}).items())
-        if isinstance(entry, dict) and name in published  # not a discipline this release no longer has
-    ]
-    return {"benchmarks": benchmarks, "unavailable": unavailable, "lines": lines, "disciplines": disciplines}
+    if report.get("identity"):
+        lines.append(f"Decontamination identity (settings and benchmark items): `{report['identity']}`")
+    disciplines = []
+    for name, entry in sorted((report.get("disciplines") or {}).items()):
+        if not isinstance(entry, dict) or name not in published:  # not a discipline this release no longer has
+            continue
+        row = {"name": name, **{k: int(v) for k, v in entry.items() if isinstance(v, int | float)}}
+        row.setdefault("contaminated_train", 0)
+        row.setdefault("contaminated_test", row.get("contaminated", 0) - row["contaminated_train"])
+        disciplines.append(row)
+    return {
+        "benchmarks": benchmarks,
+        "test_sets": sum(1 for b in benchmarks if b["split"] == "test"),
+        "train_sets": sum(1 for b in benchmarks if b["split"] == "train"),
+        "checked_nothing": isinstance(raw, dict | list) and not benchmarks,
+        "unavailable": unavailable,
+        "lines": lines,
+        "disciplines": disciplines,
+    }
 
 
 def _split(staged: StagedData) -> dict[str, Any]:
@@ -345,6 +390,8 @@ def _release_row(release: Release) -> dict[str, Any]:
         parts.append(shown + (f" and {len(changed) - 8} more" if len(changed) > 8 else ""))
     if release.disciplines_removed:
         parts.append("removed " + ", ".join(f"`{c}`" for c in release.disciplines_removed))
+    if release.partial:
+        parts.append("**partial** (see *Missing from this release*)" if release.missing else "**partial**")
     return {**release.model_dump(), "changed_text": "; ".join(parts) or "-"}
 
 

@@ -10,24 +10,27 @@ with a ``ChatRequest``, and ``parse(context, source, result)`` giving a row, ``N
 keep) or ``Reject(reason)`` (a failed unit, retried next run). Two-call steps (free text, then a
 conversion to JSON) list a follow-up :class:`~glan_dataset.stages.base.Call` in ``calls()``.
 
-How the next steps plug in (one new module plus one line in ``STEPS`` each):
+How the optional steps plug in (each is one module plus its entry in ``STEPS``):
 
-* **A judge** (``stages/judge.py``): ``JudgeStep(Step[Record])`` with ``reads = "records"``,
-  ``source_model = Record``, ``writes = "judgements"``, ``row_model`` a model of
-  ``id, score, rationale`` (its datasets/polars schemas derive from it, ``records.features_of``),
-  ``response_model`` a JSON schema for the verdict; ``enabled(settings)`` is false without a judge
-  model, ``model(settings)`` returns it. Publishing joins the verdicts on ``id`` and filters by
-  threshold without a new call. Append ``JudgeStep()`` after ``AnswersStep()``.
+* **The judge** (``stages/judge.py``): ``JudgeStep(Step[Record])`` with ``reads = "records"``,
+  ``writes = "judgements"``, ``row_model`` ``Judgement`` (``id, score, rationale, judge_model``), a
+  ``response_model`` JSON schema for the verdict and ``options`` ``JudgeOptions(model)``; ``enabled`` is
+  false without a judge model. Publishing (``glan_dataset.quality``) joins the verdicts on ``id`` and
+  filters by threshold without a new call.
 * **Student follow-ups** (``stages/followups.py``): ``FollowUpStep(Step[Record])`` with
-  ``reads = "records"``, ``writes = "conversations"``, ``row_model`` a ``Record`` subclass (or the
-  record itself with a longer ``messages``); ``calls(settings)`` returns (student question, teacher
+  ``reads = "records"``, ``writes = "conversations"``, ``row_model`` the record itself with a longer
+  ``messages``, ``options`` ``FollowUpOptions(turns)``; ``calls(settings)`` returns (student question, teacher
   answer) calls repeated ``turns - 1`` times, each taking the conversation so far as its source and
   returning it one message longer, and ``enabled`` is ``turns > 1``. Every call is cached per unit,
   so a kill in the middle of turn 2 repays nothing.
 
-What such a step needs besides its module: its prompt template in ``prompts/`` (one file), and, if it
-has knobs (the judge's model, ``--turns``), a field in ``GenerationSettings`` with its CLI flag; the
-loop, resume, cache, failures, costs, progress, ``glan plan`` and the run.json counts need nothing.
+What such a step needs besides its module: its prompt template in ``prompts/`` (one file). Its knobs
+(the judge's model, ``--turns``) are a pydantic model in ``Step.options``, read from
+``GenerationSettings.step_options[<stage it writes>]`` (``check_step_options`` validates them), so
+``GenerationSettings`` needs no new field; a CLI flag is a convenience that fills that entry. The loop,
+resume, cache, failures, costs, progress, ``glan plan`` and the run.json counts need nothing. The last
+enabled step whose rows are records (a ``Record`` subclass) holds the run's finished records
+(``records_stage``, kept in run.json): decontamination and publishing read that folder.
 ``generate(..., steps=[*STEPS, JudgeStep()])`` runs a step without editing the list at all.
 
 Steps are stateless: one instance serves every run (settings arrive in the ``StepContext``).
@@ -37,14 +40,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
+from glan_dataset.errors import UsageError
+from glan_dataset.records import Record
 from glan_dataset.settings import GenerationSettings
 from glan_dataset.stages.answers import AnswersStep
 from glan_dataset.stages.base import Call, DisciplineContext, Reject, Step, StepContext
+from glan_dataset.stages.followups import FollowUpStep
+from glan_dataset.stages.judge import JudgeStep
 from glan_dataset.stages.questions import QuestionsStep
 from glan_dataset.stages.subjects import SubjectsStep
 from glan_dataset.stages.syllabus import SyllabusStep
 
-STEPS: tuple[Step, ...] = (SubjectsStep(), SyllabusStep(), QuestionsStep(), AnswersStep())
+STEPS: tuple[Step, ...] = (SubjectsStep(), SyllabusStep(), QuestionsStep(), AnswersStep(), FollowUpStep(), JudgeStep())
 """The generation, in order: each step reads what an earlier one writes."""
 
 STAGES: tuple[str, ...] = tuple(step.writes for step in STEPS)
@@ -57,4 +66,40 @@ def prompt_names(settings: GenerationSettings, steps: Sequence[Step] = STEPS) ->
     return list(dict.fromkeys(names))
 
 
-__all__ = ["STAGES", "STEPS", "Call", "DisciplineContext", "Reject", "Step", "StepContext", "prompt_names"]
+def check_step_options(settings: GenerationSettings, steps: Sequence[Step] = STEPS) -> None:
+    """Each entry of ``settings.step_options`` names a step of ``steps`` that has options and is valid for
+    it: a typo or a bad value is one line (exit 2) before anything runs, not a silently ignored knob."""
+    by_stage = {step.writes: step for step in steps if step.options is not None}
+    for stage in settings.step_options:
+        step = by_stage.get(stage)
+        if step is None:
+            choices = ", ".join(sorted(by_stage)) or "none"
+            raise UsageError(
+                f"step options for {stage!r}: no step with options writes it (steps with options: {choices})"
+            )
+        try:
+            step.options_of(settings)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in (stage, *first["loc"]))
+            raise UsageError(f"invalid step option {where}: {first['msg']}") from None
+
+
+def records_stage(settings: GenerationSettings, steps: Sequence[Step] = STEPS) -> str:
+    """The stage folder holding the finished records: the last enabled step whose rows are records."""
+    stages = [step.writes for step in steps if step.enabled(settings) and issubclass(step.row_model, Record)]
+    return stages[-1] if stages else "records"
+
+
+__all__ = [
+    "STAGES",
+    "STEPS",
+    "Call",
+    "DisciplineContext",
+    "Reject",
+    "Step",
+    "StepContext",
+    "check_step_options",
+    "prompt_names",
+    "records_stage",
+]

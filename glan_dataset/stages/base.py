@@ -165,6 +165,15 @@ class Step(Call[SourceT, Any]):
     writes: ClassVar[str]
     source_model: ClassVar[type[BaseModel] | None] = None  # the row model of ``reads``
     row_model: ClassVar[type[BaseModel]]
+    options: ClassVar[type[BaseModel] | None] = None
+    """The step's own knobs (e.g. ``--turns``), read from ``settings.step_options[writes]``: a step with
+    settings stays one module (no field in ``GenerationSettings``). Give every field a default."""
+
+    def options_of(self, settings: GenerationSettings) -> Any:
+        """This step's options in ``settings`` (an instance of :attr:`options`, defaults where unset)."""
+        if self.options is None:
+            raise TypeError(f"step {self.writes} declares no options")
+        return self.options.model_validate(settings.step_options.get(self.writes, {}))
 
     def enabled(self, settings: GenerationSettings) -> bool:
         """Whether this run makes the step at all (an optional step, e.g. a judge, says no when unset)."""

@@ -354,7 +354,7 @@ def _read_text(path: str | os.PathLike[str] | None) -> tuple[str, str]:
         return Path(path).read_text(encoding="utf-8"), str(path)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         raise TaxonomyError(
-            f"cannot read the taxonomy file {path}: {exc.strerror or exc}; pass a YAML file to --taxonomy"
+            f"cannot read the taxonomy file {path}: {exc.strerror or exc}; check the path"
         ) from None
 
 
