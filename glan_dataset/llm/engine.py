@@ -205,6 +205,41 @@ class LLMEngine:
 
     # ----- requests --------------------------------------------------------------------------------
 
+    async def preflight(self, models: list[str]) -> list[str]:
+        """Check, before any paid call, that the endpoint serves these models (one GET /models).
+        Raises ConfigurationError naming a missing model; returns notes for what could not be
+        checked (an endpoint without /models, llama-server's single model that answers any name)."""
+        wanted = list(dict.fromkeys(m for m in models if m))
+        direct = transport.DirectTransport(
+            self.base_url or "https://api.openai.com/v1", self._api_key, self.config.timeout
+        )
+        try:
+            status, data = await direct.get_json("/models")
+        except (transport.ConnectFault, transport.TimeoutFault, transport.ConnectionFault) as fault:
+            raise EndpointUnreachableError(
+                f"cannot reach the LLM endpoint at {self.host} ({self.scrub(str(fault))[:200] or 'timed out'}): "
+                "check that the server is running and --base-url is right"
+            ) from None
+        if status in (401, 403):
+            raise ConfigurationError(
+                f"the LLM endpoint at {self.host} refused the API key (HTTP {status}): check OPENAI_API_KEY"
+            )
+        listed = data.get("data") if isinstance(data, dict) else None
+        if status >= 300 or not isinstance(listed, list):
+            return [f"the endpoint at {self.host} does not list its models (GET /models: HTTP {status}); not checked"]
+        entries = [item for item in listed if isinstance(item, dict) and isinstance(item.get("id"), str)]
+        ids = {item["id"] for item in entries}
+        if len(entries) == 1 and entries[0].get("owned_by") == "llamacpp":
+            return [f"llama-server at {self.host} serves one model ({entries[0]['id']}) whatever the name asked"]
+        missing = [m for m in wanted if m not in ids]
+        if missing:
+            shown = ", ".join(sorted(ids)[:12]) + (", ..." if len(ids) > 12 else "")
+            raise ConfigurationError(
+                f"model {missing[0]!r} is not served by the endpoint at {self.host} (it lists: {shown or 'none'}): "
+                "check --model / --question-model and --base-url"
+            )
+        return []
+
     def prepare(self, request: ChatRequest) -> Prepared:
         """The request's cache keys and wire body (see ``RequestCore.prepare``)."""
         return self.core.prepare(request)
@@ -325,7 +360,8 @@ class LLMEngine:
         structured_tries = already_asked
         connect_failures = 0
         reason = "no attempt made"
-        while attempts < config.max_attempts:
+        limit = config.max_attempts  # a larger token budget is a new ask, bounded by the cap, not a retry
+        while attempts < limit:
             attempts += 1
             if attempts > 1:
                 stats.retries += 1
@@ -335,12 +371,12 @@ class LLMEngine:
             except _Retry as fault:
                 reason = fault.reason
                 connect_failures += fault.connect
-                if attempts < config.max_attempts:
+                if attempts < limit:
                     await asyncio.sleep(self._backoff(attempts, fault.retry_after))
                 continue
             except MalformedResponse as fault:
                 reason = str(fault)
-                if attempts < config.max_attempts:
+                if attempts < limit:
                     await asyncio.sleep(self._backoff(attempts, None))
                 continue
             except _GiveUp as fault:
@@ -354,6 +390,7 @@ class LLMEngine:
                 if verdict.retry == "grow":
                     budget = core.grown_budget(budget, request.max_tokens_cap or 0, completion)
                     body = base = core.with_budget(base, budget)
+                    limit += 1
                     continue
                 if verdict.retry == "reask":
                     structured_tries += 1
