@@ -306,3 +306,32 @@ def test_a_result_is_committed_within_the_commit_interval_while_the_stream_runs(
                     return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     assert asyncio.run(main()) >= 1
+
+
+def _nodes(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
+
+
+@pytest.mark.parametrize("model", ["SubjectList", "Syllabus"])
+def test_conversion_schemas_are_bounded_so_constrained_decoding_terminates(model, tmp_path):
+    from glan_dataset import records
+    from glan_dataset.llm.core import RequestCore, Scrubber
+
+    response_model = getattr(records, model)
+
+    def schema(dialect):
+        core = RequestCore(None, None, Scrubber([]), dialect=dialect)  # type: ignore[arg-type]
+        return core.response_format(response_model)[1]["json_schema"]["schema"]
+
+    full = list(_nodes(schema("full")))
+    assert all("maxLength" in n for n in full if n.get("type") == "string")
+    assert all("maxItems" in n for n in full if n.get("type") == "array")
+    openai_nodes = list(_nodes(schema("openai")))
+    assert not any("maxLength" in n or "minLength" in n for n in openai_nodes)
+    assert all("maxItems" in n for n in openai_nodes if n.get("type") == "array")
