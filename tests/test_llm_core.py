@@ -335,3 +335,48 @@ def test_conversion_schemas_are_bounded_so_constrained_decoding_terminates(model
     openai_nodes = list(_nodes(schema("openai")))
     assert not any("maxLength" in n or "minLength" in n for n in openai_nodes)
     assert all("maxItems" in n for n in openai_nodes if n.get("type") == "array")
+
+
+@pytest.mark.parametrize(
+    ("messages", "temperature", "top_p", "max_tokens", "structured", "index"),
+    [
+        ([{"role": "user", "content": "plain"}], None, None, None, False, 0),
+        (
+            [
+                {"role": "system", "content": 'Ünïcode \u2014 "quotes" \\ and\nnewlines'},
+                {"content": "x", "role": "user"},
+            ],
+            1.0,
+            0.95,
+            1024,
+            True,
+            7,
+        ),
+        ([{"role": "user", "content": "🙂 emoji"}], 0.0, None, 5, False, 3),
+    ],
+)
+def test_prepared_keys_and_body_equal_the_canonical_definition(
+    messages, temperature, top_p, max_tokens, structured, index
+):
+    from glan_dataset.llm.cache import cache_keys, canonical_json
+    from glan_dataset.llm.core import RequestCore, Scrubber
+
+    core = RequestCore(None, None, Scrubber([]))  # type: ignore[arg-type]
+    request = ChatRequest(
+        key="k",
+        stage="s",
+        model="gpt-4o",
+        messages=messages,
+        temperature=temperature,
+        top_p=top_p,
+        max_tokens=max_tokens,
+        sample_index=index,
+        response_model=Subject if structured else None,
+    )
+    prepared = core.prepare(request)
+    schema = core.response_format(Subject)[0] if structured else None
+    assert (prepared.key, prepared.pkey) == cache_keys(
+        "gpt-4o", messages, temperature, top_p, max_tokens, schema, index
+    )
+    assert json.loads(prepared.payload) == prepared.body
+    assert canonical_json(json.loads(prepared.payload)) == canonical_json(prepared.body)

@@ -479,7 +479,7 @@ class BatchRunner:
         prepared.key, prepared.pkey = custom_id, first.pkey
         if problem.retry == "grow":
             prepared.budget = engine.core.grown_budget(first.budget, first.cap or 0, completion)
-            prepared.body = engine.core.with_budget(prepared.body, prepared.budget)
+            prepared.set_body(engine.core.with_budget(prepared.body, prepared.budget))
             follow_up = prepared.body
         else:
             follow_up = make_reask_body(prepared.body, completion.text, problem.reason)

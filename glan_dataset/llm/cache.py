@@ -102,6 +102,33 @@ def cache_keys(
     return key, pkey
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def cache_keys_encoded(
+    model: str,
+    messages_json: str,
+    temperature: float | None,
+    top_p: float | None,
+    max_tokens: int | None,
+    schema_field: str,
+    sample_index: int,
+) -> tuple[str, str]:
+    """``cache_keys`` from pre-encoded parts, byte for byte the same canonical JSON (the keys of a
+    sorted dict are concatenated in order), without encoding the messages twice. ``messages_json``
+    is ``canonical_json(messages)``; ``schema_field`` is ``_encode(schema_json)`` ("null" without)."""
+    core = (
+        f'"messages":{messages_json},"model":{_encode(model)},"response_schema":{schema_field},'
+        f'"sample_index":{_encode(sample_index)}'
+    )
+    pkey = hashlib.sha256(("{" + core + "}").encode()).hexdigest()
+    full = (
+        f'{{"max_tokens":{_encode(max_tokens)},{core},"temperature":{_encode(temperature)},"top_p":{_encode(top_p)}}}'
+    )
+    key = hashlib.sha256(full.encode()).hexdigest()
+    return key, pkey
+
+
 def _enable_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
     """Switch to WAL. SQLite answers "database is locked" at once, without its busy handler, while
     another process opening the same new database (two shards in one run directory) holds a lock:

@@ -18,15 +18,18 @@ a server echoes back is scrubbed of the API key before it reaches a reason, a lo
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
-from glan_dataset.llm.cache import ResponseCache, cache_keys, canonical_json
+from glan_dataset.llm.cache import ResponseCache, cache_keys_encoded, canonical_json
 from glan_dataset.llm.cost import UsageLedger
 from glan_dataset.llm.types import ChatRequest, ChatResult
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 SchemaDialect = Literal["full", "openai"]
 
@@ -74,20 +77,33 @@ class Problem(NamedTuple):
 
 
 class Prepared:
-    """A request ready to send: its cache keys and JSON body, computed once; ``budget`` is the
-    token budget of the body (grown after a truncation when the request has a cap)."""
+    """A request ready to send: its cache keys and JSON body (as a dict, and encoded once as
+    ``payload``); ``budget`` is the token budget of the body (grown after a truncation when the
+    request has a cap). Whoever replaces ``body`` replaces ``payload`` too (``set_body``)."""
 
-    __slots__ = ("request", "key", "pkey", "body", "estimate", "budget")
+    __slots__ = ("request", "key", "pkey", "body", "payload", "estimate", "budget")
 
     def __init__(
-        self, request: ChatRequest, key: str, pkey: str, body: dict[str, Any], estimate: int, budget: int | None
+        self,
+        request: ChatRequest,
+        key: str,
+        pkey: str,
+        body: dict[str, Any],
+        estimate: int,
+        budget: int | None,
+        payload: bytes | None = None,
     ) -> None:
         self.request = request
         self.key = key
         self.pkey = pkey
         self.body = body
+        self.payload = payload if payload is not None else _encode(body).encode()
         self.estimate = estimate
         self.budget = budget
+
+    def set_body(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.payload = _encode(body).encode()
 
 
 def token_field(model: str, setting: str = "auto") -> str:
@@ -272,6 +288,7 @@ class RequestCore:
         self.token_setting = token_setting
         self.ignore_params = ignore_params
         self._formats: dict[type[BaseModel], tuple[str, dict[str, Any]]] = {}
+        self._encoded: dict[type[BaseModel], tuple[str, str]] = {}
         self._completion_estimate: dict[str, float] = {}
 
     # ----- prepare ---------------------------------------------------------------------------------
@@ -293,30 +310,49 @@ class RequestCore:
         return cached
 
     def prepare(self, request: ChatRequest) -> Prepared:
-        schema_json: str | None = None
+        """Cache keys and wire body. The messages are encoded once (canonically) for both: this is
+        per-call CPU at a thousand calls a second."""
+        messages_json = canonical_json(request.messages)
         body: dict[str, Any] = {"model": request.model, "messages": request.messages, "seed": request.sample_index}
+        parts = [f'{{"model":{_encode(request.model)},"messages":{messages_json},"seed":{request.sample_index}']
+        schema_field = "null"
         if request.response_model is not None:
             schema_json, body["response_format"] = self.response_format(request.response_model)
+            schema_field, format_json = self._encoded_format(request.response_model, schema_json)
+            parts.append(f',"response_format":{format_json}')
         if request.temperature is not None:
             body["temperature"] = request.temperature
+            parts.append(f',"temperature":{_encode(request.temperature)}')
         if request.top_p is not None:
             body["top_p"] = request.top_p
+            parts.append(f',"top_p":{_encode(request.top_p)}')
         if request.max_tokens is not None:
-            body[token_field(request.model, self.token_setting)] = request.max_tokens
-        key, pkey = cache_keys(
+            field = token_field(request.model, self.token_setting)
+            body[field] = request.max_tokens
+            parts.append(f',"{field}":{_encode(request.max_tokens)}')
+        parts.append("}")
+        key, pkey = cache_keys_encoded(
             request.model,
-            request.messages,
+            messages_json,
             request.temperature,
             request.top_p,
             request.max_tokens,
-            schema_json,
+            schema_field,
             request.sample_index,
         )
-        prompt_chars = sum(len(m.get("content") or "") for m in request.messages)
+        prompt_chars = len(messages_json)
         expected = self._completion_estimate.get(request.stage, 0.0)
         if request.max_tokens is not None:
             expected = min(expected, request.max_tokens)
-        return Prepared(request, key, pkey, body, prompt_chars // 4 + int(expected) + 1, request.max_tokens)
+        estimate = prompt_chars // 4 + int(expected) + 1
+        return Prepared(request, key, pkey, body, estimate, request.max_tokens, "".join(parts).encode())
+
+    def _encoded_format(self, model: type[BaseModel], schema_json: str) -> tuple[str, str]:
+        """(the schema as a JSON string for the key, the response_format as JSON for the body)."""
+        encoded = self._encoded.get(model)
+        if encoded is None:
+            encoded = self._encoded[model] = (_encode(schema_json), _encode(self._formats[model][1]))
+        return encoded
 
     def with_budget(self, body: dict[str, Any], budget: int) -> dict[str, Any]:
         """``body`` asking for ``budget`` completion tokens (a truncated request with a cap)."""

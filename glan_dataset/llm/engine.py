@@ -366,7 +366,8 @@ class LLMEngine:
             if attempts > 1:
                 stats.retries += 1
             try:
-                data = await self._send(body, prepared.estimate, stats)
+                payload = prepared.payload if body is prepared.body else _dumps(body).encode()
+                data = await self._send(payload, body, prepared.estimate, stats)
                 completion = read_completion(data, self.scrub)
             except _Retry as fault:
                 reason = fault.reason
@@ -444,10 +445,10 @@ class LLMEngine:
         ceiling = min(self.config.backoff_max, self.config.backoff_base * 2 ** (attempt - 1))
         return ceiling * (0.5 + 0.5 * self._rng.random())
 
-    async def _send(self, body: dict[str, Any], estimate: int, stats: StageStats) -> dict[str, Any]:
-        """One HTTP call under the limits. Returns the decoded JSON body; raises _Retry or _GiveUp."""
+    async def _send(self, payload: bytes, body: dict[str, Any], estimate: int, stats: StageStats) -> dict[str, Any]:
+        """One HTTP call under the limits (``payload`` is ``body`` encoded). Returns the decoded JSON
+        body; raises _Retry or _GiveUp."""
         limits = self._limits
-        payload = _dumps(body).encode()
         await limits.acquire(estimate)
         sent_at = time.monotonic()
         stats.in_flight += 1
