@@ -25,7 +25,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
-from glan_dataset.llm.cache import ResponseCache, cache_keys_encoded, canonical_json
+from glan_dataset.llm.cache import ResponseCache, cache_keys_encoded, canonical_json, scalar_json
 from glan_dataset.llm.cost import UsageLedger
 from glan_dataset.llm.types import ChatRequest, ChatResult
 
@@ -314,7 +314,9 @@ class RequestCore:
         per-call CPU at a thousand calls a second."""
         messages_json = canonical_json(request.messages)
         body: dict[str, Any] = {"model": request.model, "messages": request.messages, "seed": request.sample_index}
-        parts = [f'{{"model":{_encode(request.model)},"messages":{messages_json},"seed":{request.sample_index}']
+        parts = [
+            f'{{"model":{scalar_json(request.model)},"messages":{messages_json},"seed":{scalar_json(request.sample_index)}'
+        ]
         schema_field = "null"
         if request.response_model is not None:
             schema_json, body["response_format"] = self.response_format(request.response_model)
@@ -322,14 +324,14 @@ class RequestCore:
             parts.append(f',"response_format":{format_json}')
         if request.temperature is not None:
             body["temperature"] = request.temperature
-            parts.append(f',"temperature":{_encode(request.temperature)}')
+            parts.append(f',"temperature":{scalar_json(request.temperature)}')
         if request.top_p is not None:
             body["top_p"] = request.top_p
-            parts.append(f',"top_p":{_encode(request.top_p)}')
+            parts.append(f',"top_p":{scalar_json(request.top_p)}')
         if request.max_tokens is not None:
             field = token_field(request.model, self.token_setting)
             body[field] = request.max_tokens
-            parts.append(f',"{field}":{_encode(request.max_tokens)}')
+            parts.append(f',"{field}":{scalar_json(request.max_tokens)}')
         parts.append("}")
         key, pkey = cache_keys_encoded(
             request.model,

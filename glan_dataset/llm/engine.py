@@ -33,7 +33,6 @@ from typing import IO, TYPE_CHECKING, Any
 from rich.console import Console, RenderableType
 
 from glan_dataset.errors import ConfigurationError
-from glan_dataset.llm import transport
 from glan_dataset.llm.cache import ResponseCache
 from glan_dataset.llm.core import (
     MalformedResponse,
@@ -62,6 +61,8 @@ from glan_dataset.rundir import RunDir
 
 if TYPE_CHECKING:
     import openai
+
+    from glan_dataset.llm import transport
 
 _PLACEHOLDER_KEY = "no-key-needed"
 _MISSING_ENDPOINT = (
@@ -140,6 +141,8 @@ class LLMEngine:
             return None
         if self._direct_instance is None:
             base_url = self.base_url or "https://api.openai.com/v1"
+            from glan_dataset.llm import transport  # aiohttp: imported when the first call is made
+
             self._direct_instance = transport.DirectTransport(base_url, self._api_key, self.config.timeout)
         return self._direct_instance
 
@@ -210,6 +213,8 @@ class LLMEngine:
         Raises ConfigurationError naming a missing model; returns notes for what could not be
         checked (an endpoint without /models, llama-server's single model that answers any name)."""
         wanted = list(dict.fromkeys(m for m in models if m))
+        from glan_dataset.llm import transport
+
         direct = transport.DirectTransport(
             self.base_url or "https://api.openai.com/v1", self._api_key, self.config.timeout
         )
@@ -502,6 +507,8 @@ class LLMEngine:
     async def _post_direct(
         self, payload: bytes, sent_at: float, body: dict[str, Any]
     ) -> tuple[bytes, Mapping[str, str]]:
+        from glan_dataset.llm import transport
+
         assert self._direct is not None
         try:
             return await self._direct.post(payload)
