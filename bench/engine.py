@@ -29,6 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # measure the tree this file is in, not an installed copy of glan_dataset
 
 
 class Question(BaseModel):
