@@ -380,3 +380,15 @@ def test_prepared_keys_and_body_equal_the_canonical_definition(
     )
     assert json.loads(prepared.payload) == prepared.body
     assert canonical_json(json.loads(prepared.payload)) == canonical_json(prepared.body)
+
+
+def test_preflight_notes_what_it_cannot_check(tmp_path):
+    async def check(cfg):
+        async with LLMEngine(cfg, tmp_path) as engine:
+            return await engine.preflight(["my-deployment"])
+
+    azure = EngineConfig(base_url="https://res.openai.azure.com/openai/v1", api_key=SecretStr(SECRET), quiet=True)
+    assert "deployment" in asyncio.run(check(azure))[0]  # and no connection was made (the network guard)
+    with FakeOpenAIServer(models=("/models/gemma-3-270m.gguf",), owned_by="llamacpp") as llama:
+        notes = asyncio.run(check(EngineConfig(base_url=llama.base_url, quiet=True)))
+    assert len(notes) == 1 and "llama-server" in notes[0]

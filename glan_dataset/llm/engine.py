@@ -213,6 +213,9 @@ class LLMEngine:
         Raises ConfigurationError naming a missing model; returns notes for what could not be
         checked (an endpoint without /models, llama-server's single model that answers any name)."""
         wanted = list(dict.fromkeys(m for m in models if m))
+        if ".openai.azure.com" in (self.base_url or "").lower():
+            # Azure's /models lists base models, not the deployment names a request carries
+            return [f"Azure OpenAI at {self.host}: deployment names are not listed by /models; not checked"]
         from glan_dataset.llm import transport
 
         direct = transport.DirectTransport(

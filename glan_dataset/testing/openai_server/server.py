@@ -101,10 +101,12 @@ class FakeOpenAIServer:
         record: bool = False,
         strict_schemas: bool = False,
         models: tuple[str, ...] | None = None,
+        owned_by: str = "glan-fake",
     ) -> None:
         """``strict_schemas``: reject JSON Schema keywords OpenAI's strict mode rejects (string
         length bounds), as api.openai.com does. ``models``: what GET /v1/models lists (None = the
-        default list; an empty tuple makes /v1/models answer 404, like servers without it)."""
+        default list; an empty tuple makes /v1/models answer 404, like servers without it); ``owned_by``:
+        their owner field (llama-server says "llamacpp")."""
         self.latency = latency
         self.host = host
         self.port = port
@@ -112,6 +114,7 @@ class FakeOpenAIServer:
         self.demo = demo
         self.strict_schemas = strict_schemas
         self.models = _MODELS if models is None else models
+        self.owned_by = owned_by
         self.stats = ServerStats(requests_log=[] if record else None)
         self.engine = CompletionEngine(seed=seed, demo=demo)
         self._faults = FaultSampler(faults)
@@ -312,7 +315,7 @@ class FakeOpenAIServer:
         if not self.models:
             return error_response(404, "Invalid URL (GET /v1/models)", "invalid_request_error")
         created = 1_700_000_000
-        data = [{"id": m, "object": "model", "created": created, "owned_by": "glan-fake"} for m in self.models]
+        data = [{"id": m, "object": "model", "created": created, "owned_by": self.owned_by} for m in self.models]
         return json_response({"object": "list", "data": data})
 
     async def _get_stats(self, request: web.Request) -> web.Response:
