@@ -392,3 +392,20 @@ def test_preflight_notes_what_it_cannot_check(tmp_path):
     with FakeOpenAIServer(models=("/models/gemma-3-270m.gguf",), owned_by="llamacpp") as llama:
         notes = asyncio.run(check(EngineConfig(base_url=llama.base_url, quiet=True)))
     assert len(notes) == 1 and "llama-server" in notes[0]
+
+
+def test_the_proxy_from_the_environment_is_used(tmp_path, monkeypatch):
+    """trust_env is off (it cost half the engine's CPU): the proxy is resolved once, and still used."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens at the base URL: only the proxy can answer
+    with FakeOpenAIServer() as proxy:
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        cfg = EngineConfig(base_url=f"http://127.0.0.1:{port}/v1", quiet=True, max_attempts=1)
+        outcomes, _, _ = run(cfg, tmp_path, requests(3))
+        assert all(isinstance(o, ChatResult) for o in outcomes) and proxy.stats.chat_calls == 3
