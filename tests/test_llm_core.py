@@ -88,6 +88,8 @@ def run(cfg: EngineConfig, run_dir: Path, reqs: list[ChatRequest], stage: str = 
     async def main():
         async with LLMEngine(cfg, run_dir) as engine:
             outcomes = [o async for o in engine.stream(reqs, stage=stage, total=len(reqs))]
+            kinds = engine.failure_kinds()
+            assert sum(sum(c.values()) for c in kinds.values()) == sum(isinstance(o, ChatFailure) for o in outcomes)
             return outcomes, engine.usage.to_dict(), _render(engine)
 
     return asyncio.run(main())

@@ -206,6 +206,10 @@ class LLMEngine:
         """One screen: per stage calls, cache hits, retries, failures, tokens, cost, wall time."""
         return self._progress.summary()
 
+    def failure_kinds(self) -> dict[str, dict[str, int]]:
+        """Failures of this process by stage and kind (truncated, refused, timeout, http_500, ...)."""
+        return {name: dict(stats.reasons) for name, stats in self._progress.stages.items() if stats.reasons}
+
     # ----- requests --------------------------------------------------------------------------------
 
     async def preflight(self, models: list[str]) -> list[str]:
