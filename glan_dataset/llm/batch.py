@@ -10,9 +10,9 @@ batch (adopting it by metadata if the id was never written) instead of paying fo
 Results are read and judged by the same core as online calls (llm/core.py: truncation, refusals,
 content filter, reasoning, validation). When a batch ends, valid results are committed to the cache
 and yielded; truncated replies of requests with a ``max_tokens_cap`` are asked again online with a
-larger budget; failed or missing items
-are re-submitted in a new batch (at most ``batch_max_rounds`` rounds, then they are failures);
-structured replies that fail validation are re-asked online with the validation error. A batch
+larger budget; failed or missing items are re-submitted in a new batch (at most
+``batch_max_rounds`` rounds, then they are failures); structured replies that fail validation are
+re-asked online with the validation error. A batch
 cancelled by the user (``glan batches cancel``) turns its unfinished units into failures: the next
 run submits them again.
 """
