@@ -411,3 +411,21 @@ def test_the_proxy_from_the_environment_is_used(tmp_path, monkeypatch):
         cfg = EngineConfig(base_url=f"http://127.0.0.1:{port}/v1", quiet=True, max_attempts=1)
         outcomes, _, _ = run(cfg, tmp_path, requests(3))
         assert all(isinstance(o, ChatResult) for o in outcomes) and proxy.stats.chat_calls == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        ("I'm sorry, but I can't help with that request.", True),
+        ("I’m sorry, I cannot assist with this.", True),
+        ("I can't help with that.", True),
+        ("Sorry, but I am unable to help with this request.", True),
+        ("I cannot help but notice that entropy always grows in an isolated system.", False),
+        ("I'm sorry to say the textbook is wrong: the answer is 42.", False),
+        ("The refusal of the committee was based on ...", False),
+    ],
+)
+def test_refusal_pattern(text, refused):
+    from glan_dataset.llm.core import REFUSAL
+
+    assert bool(REFUSAL.match(text)) is refused

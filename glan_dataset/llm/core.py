@@ -40,10 +40,11 @@ _COMPLETION_TOKENS_MODELS = re.compile(r"^(?:[\w.-]+/)?(?:o\d|gpt-5)", re.IGNORE
 _OPENAI_UNSUPPORTED = frozenset({"minLength", "maxLength"})
 _THINK = re.compile(r"<think(?:ing)?>.*?</think(?:ing)?>\s*", re.DOTALL | re.IGNORECASE)
 _OPEN_THINK = re.compile(r"^\s*<think(?:ing)?>", re.IGNORECASE)
-_REFUSAL = re.compile(
+REFUSAL = re.compile(
     r"^\W*(?:i['’]m|i am)\s+(?:very\s+|really\s+)?sorry,?\s+(?:but\s+)?i\s+(?:can(?:no|['’])t|am unable|won['’]t|"
-    r"must decline)|^\W*i\s+(?:can(?:no|['’])t|am unable to|won['’]t)\s+(?:help|assist|comply|fulfil)"
-    r"|^\W*(?:sorry|unfortunately),?\s+(?:but\s+)?i\s+(?:can(?:no|['’])t|am unable)\s+(?:help|assist|comply)",
+    r"must decline)|^\W*i\s+(?:can(?:no|['’])t|am unable to|won['’]t)\s+(?:help|assist|comply|fulfil)(?!\s+but\b)"
+    r"|^\W*(?:sorry|unfortunately),?\s+(?:but\s+)?i\s+(?:can(?:no|['’])t|am unable to)\s+(?:help|assist|comply)"
+    r"(?!\s+but\b)",
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
@@ -480,7 +481,7 @@ class RequestCore:
         text = completion.text
         if completion.refusal:
             return Problem("refused", f"refused: {completion.refusal[:200]}", "")
-        if _REFUSAL.match(text[:200]):
+        if REFUSAL.match(text[:200]):
             return Problem("refused", f"refused: {text[:200]}", "")
         if response_model is not None:
             try:
