@@ -36,7 +36,7 @@ from typing import Any
 
 import datasets
 
-from glan_dataset.publishing.split import DEFAULT_TEST_PER_DISCIPLINE, read_clean, split_discipline
+from glan_dataset.publishing.split import DEFAULT_TEST_PER_DISCIPLINE, held_out_index, read_clean, split_discipline
 from glan_dataset.records import record_features
 from glan_dataset.rundir import RunDir
 from glan_dataset.taxonomy import ALL_CONFIG, Taxonomy, load_taxonomy
@@ -213,6 +213,7 @@ class GlanDataset(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str, disciplines: list[str]) -> Any:
         """The split's rows, discipline by discipline, split exactly as ``glan publish`` does."""
+        held_out = held_out_index(self.run.clean_dir, test_per_discipline=self.test_per_discipline, seed=self.seed)
         for discipline in sorted(disciplines):
             path = self.run.clean_file(discipline)
             if not path.exists():
@@ -220,36 +221,31 @@ class GlanDataset(datasets.GeneratorBasedBuilder):
             frame = read_clean(path)
             if not frame.height:
                 continue
-            parts = split_discipline(frame, test_per_discipline=self.test_per_discipline, seed=self.seed)
+            parts = split_discipline(
+                frame, test_per_discipline=self.test_per_discipline, seed=self.seed, held_out=held_out
+            )
             for row in (parts.train if split == "train" else parts.test).iter_rows(named=True):
                 yield row["id"], row
 
     # ------------------------------------------------------------------ pipeline
     def prepare_run(self) -> list[str]:
-        """Generate (or resume) and decontaminate the config's disciplines; return their slugs."""
-        from glan_dataset.decontamination import DecontaminationSettings, decontaminate_run
-        from glan_dataset.pipeline import generate, resolve_taxonomy
+        """Generate (or resume) and decontaminate the config's disciplines, as ``glan build`` does
+        (``glan_dataset.flows.prepare``); return the slugs of those with records."""
+        from glan_dataset import flows
         from glan_dataset.settings import GenerationSettings
 
         settings = GenerationSettings.model_validate({**self.generation_values, "config": self.config.name})
-        generate(
+        prepared = flows.prepare(
             self.run.root,
             settings,
             self.engine_config,
             taxonomy_path=self.taxonomy_path,
             prompts_dir=self.prompts_dir,
-            quiet=self.quiet,
+            decontamination_settings=self.decontamination_settings,
             demo=self.demo,
+            quiet=self.quiet,
         )
-        selected = [d.slug for d in resolve_taxonomy(self.run, None).select(self.config.name)]
-        disciplines = [d for d in selected if self.run.records_file(d).exists()]
-        if not disciplines:
-            return []
-        decon = self.decontamination_settings
-        if decon is None or isinstance(decon, dict):
-            decon = DecontaminationSettings(**(decon or {}))
-        decontaminate_run(self.run.root, decon, disciplines=disciplines)
-        return disciplines
+        return prepared.disciplines
 
 
 def _engine_config(engine_config: Any, base_url: str | None, api_key: str | None, quiet: bool) -> Any:

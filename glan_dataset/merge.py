@@ -27,8 +27,9 @@ from glan_dataset.errors import UsageError
 from glan_dataset.llm import PriceTable
 from glan_dataset.llm.cache import ResponseCache
 from glan_dataset.llm.cost import UsageEntry, UsageLedger
-from glan_dataset.rundir import STAGES, RunDir, atomic_path, write_json_atomic
+from glan_dataset.rundir import RunDir, atomic_path, write_json_atomic
 from glan_dataset.settings import RunManifest
+from glan_dataset.stages import STAGES
 from glan_dataset.stages.store import StageStore
 
 MERGED_SOURCES = "merged-sources.json"

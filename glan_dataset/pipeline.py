@@ -1,10 +1,11 @@
-"""Runs the GLAN stages for a config over a run directory, resumably.
+"""Runs the generation's steps for a config over a run directory, resumably.
 
-The pipeline is stage-major: each LLM step streams the units of every selected discipline through
-one engine stream (so small disciplines never leave the endpoint idle), and a discipline's stage file
-is written as soon as all of its units are in. What is already done is found by fingerprint and
-reused; what was paid for before is replayed from the cache. Nothing is ever lost: a unit that still
-fails is in ``failures.jsonl``, its stage file is marked incomplete, and the next run retries it.
+One generic loop runs every step of ``glan_dataset.stages.STEPS`` (or any list of steps). It is
+stage-major: each call of a step streams the units of every selected discipline through one engine
+stream (so small disciplines never leave the endpoint idle), and a discipline's stage file is written
+as soon as all of its units are in. What is already done is found by fingerprint and reused; what was
+paid for before is replayed from the cache. Nothing is ever lost: a unit that still fails is in
+``failures.jsonl``, its stage file is marked incomplete, and the next run retries it.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import asyncio
 import logging
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -27,48 +27,43 @@ import glan_dataset
 from glan_dataset.errors import UsageError
 from glan_dataset.llm import ChatFailure, ChatRequest, ChatResult, EngineConfig, LLMEngine
 from glan_dataset.prompts import PromptLibrary
-from glan_dataset.records import (
-    QuestionRow,
-    QuestionSample,
-    Record,
-    SubjectList,
-    SubjectRow,
-    Syllabus,
-    SyllabusRow,
-    record_polars_schema,
-)
-from glan_dataset.rundir import STAGES, RunDir, write_json_atomic, write_text_atomic
+from glan_dataset.records import polars_schema_of
+from glan_dataset.rundir import RunDir, write_json_atomic, write_text_atomic
 from glan_dataset.settings import GenerationSettings, RunManifest, StageCounts
-from glan_dataset.stages.answers import answer_request, make_record
-from glan_dataset.stages.base import DisciplineContext, discipline_of
-from glan_dataset.stages.questions import clean_question, question_request, question_row, sample_questions
+from glan_dataset.stages import STEPS, prompt_names
+from glan_dataset.stages.base import Call, DisciplineContext, Reject, Step, StepContext
 from glan_dataset.stages.store import StageStore, fingerprint
-from glan_dataset.stages.subjects import dedupe_subjects, subject_conversion_request, subject_list_requests
-from glan_dataset.stages.syllabus import syllabus_conversion_request, syllabus_request, syllabus_row
 from glan_dataset.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
 
-Outcome = ChatResult | ChatFailure
+
+@dataclass(eq=False)
+class _Discipline:
+    """One discipline's progress through one call: its units as they are asked and as they come back."""
+
+    context: StepContext
+    asked: int = 0
+    exhausted: bool = False
+    results: dict[int, Any] = field(default_factory=dict)  # source position -> what parse made of it
+    answered: int = 0
+    failed: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.exhausted and self.answered == self.asked
+
+    def ordered(self) -> list[Any]:
+        return [self.results[position] for position in sorted(self.results)]
 
 
-@dataclass
-class _Work:
-    """The units of one LLM step for one discipline."""
+@dataclass(frozen=True, eq=False)
+class _Unit:
+    """What the pipeline pairs with each request: where the outcome goes and what it was asked about."""
 
-    discipline: str
-    count: int
-    requests: Iterable[ChatRequest]
-
-
-@dataclass
-class _Progress:
-    """Per-discipline counts of this invocation."""
-
-    counts: dict[str, StageCounts] = field(default_factory=dict)
-
-    def of(self, discipline: str) -> StageCounts:
-        return self.counts.setdefault(discipline, StageCounts())
+    discipline: _Discipline
+    position: int
+    source: Any
 
 
 def resolve_taxonomy(run: RunDir, taxonomy_path: str | Path | None) -> Taxonomy:
@@ -91,6 +86,18 @@ def discipline_contexts(taxonomy: Taxonomy, config: str) -> list[DisciplineConte
     ]
 
 
+def check_steps(steps: Sequence[Step], settings: GenerationSettings) -> None:
+    """Each step writes its own stage folder and each call has its own name (progress, costs and
+    failures are kept by call name); a step reads what an earlier step writes, or an existing folder."""
+    seen: dict[str, str] = {}
+    for step in steps:
+        names = [f"stage folder {step.writes!r}"] + [f"call name {call.name!r}" for call in step.calls(settings)]
+        for name in names:
+            if name in seen:
+                raise ValueError(f"{type(step).__name__} and {seen[name]} share the {name}; give each its own")
+            seen[name] = type(step).__name__
+
+
 class Pipeline:
     """One invocation of ``glan generate`` on a run directory."""
 
@@ -105,6 +112,7 @@ class Pipeline:
         quiet: bool = False,
         demo: bool = False,
         shard: tuple[int, int] | None = None,
+        steps: Sequence[Step] = STEPS,
     ) -> None:
         self.rundir = RunDir(run_dir)
         self.settings = settings
@@ -114,13 +122,22 @@ class Pipeline:
         if shard is not None:  # every N-th discipline of the config, in taxonomy order (stable across machines)
             index, count = shard
             self.contexts = self.contexts[index::count]
-        self.prompts = PromptLibrary(prompts_dir)
+        check_steps(steps, settings)
+        self.stages = [step.writes for step in steps]  # every stage folder, made by this run or not
+        self.steps = [step for step in steps if step.enabled(settings)]
+        self.prompts = PromptLibrary(prompts_dir, prompt_names(settings, steps))
         self.store = StageStore(self.rundir)
         self.console = Console(stderr=True, quiet=quiet)
         self.quiet = quiet
         self.demo = demo
-        self.progress = _Progress()
-        self.prompt_version = self.prompts.combined_version()
+        self.failures: dict[str, int] = {}  # failed units per discipline in this invocation
+        # a step's context carries the version of its own and every earlier step's templates
+        self.chain_versions: dict[str, str] = {}
+        names: list[str] = []
+        for step in self.steps:
+            names += step.prompt_names(settings)
+            self.chain_versions[step.writes] = self.prompts.combined_version(names)
+        self.prompt_version = self.prompts.combined_version(names)
 
     # ------------------------------------------------------------------ entry point
     async def run(self) -> RunManifest:
@@ -131,22 +148,16 @@ class Pipeline:
             self._rotate_failures()
             removed = self._retire_removed_disciplines()
             write_text_atomic(self.rundir.taxonomy, self.taxonomy.to_yaml())
-            await self._subjects()
-            await self._syllabi()
-            await self._questions()
-            await self._records()
+            for step in self.steps:
+                await self._run_step(step)
             manifest = self._update_manifest(manifest, removed)
         if not self.engine_config.quiet:  # after the engine closed, so below the final progress bars
             self.console.print(engine.summary())
         return manifest
 
-    # ------------------------------------------------------------------ stages
-    def _fp(self, stage: str, context: DisciplineContext, upstream: str | None, **extra: Any) -> str:
-        return fingerprint({"stage": stage, "node": context.identity(), "upstream": upstream, **extra})
-
-    def _upstream(self, stage: str, discipline: str) -> str | None:
-        meta = self.store.meta(stage, discipline)
-        return None if meta is None else meta.identity
+    # ------------------------------------------------------------------ the loop
+    def _context(self, step: Step, node: DisciplineContext) -> StepContext:
+        return StepContext(node, self.settings, self.prompts, self.chain_versions[step.writes])
 
     def _say(self, message: str, *, warning: bool = False) -> None:
         """Rich output on a terminal; with --quiet a plain log line instead (progress bars are off too)."""
@@ -155,246 +166,96 @@ class Pipeline:
         else:
             self.console.print(f"[yellow]{message}[/yellow]" if warning else message)
 
-    def _announce(self, stage: str, todo: list[DisciplineContext], total: int) -> None:
-        reused = total - len(todo)
-        self._say(f"[bold]{stage}[/bold]: {len(todo)} discipline(s) to generate, {reused} reused")
-
-    async def _subjects(self) -> None:
-        s = self.settings
-        expected = {
-            c.slug: self._fp(
-                "subjects",
-                c,
-                None,
-                model=s.model,
-                generation=s.generation_sampling,
-                conversion=s.conversion_sampling,
-                samples=s.subject_samples,
-                max_subjects=s.max_subjects,
-                prompts=[self.prompts["subjects"].version, self.prompts["subjects_to_json"].version],
-            )
-            for c in self.contexts
-        }
-        todo = [c for c in self.contexts if not self.store.is_fresh("subjects", c.slug, expected[c.slug])]
-        self._announce("subjects", todo, len(self.contexts))
+    async def _run_step(self, step: Step) -> None:
+        """Reuse the fresh stage files, make the others: each call over every discipline to make, in turn."""
+        ready = [n for n in self.contexts if step.reads is None or self.store.meta(step.reads, n.slug) is not None]
+        contexts = [self._context(step, node) for node in ready]
+        expected = {c.slug: self._fingerprint(step, c) for c in contexts}
+        todo = [c for c in contexts if not self.store.is_fresh(step.writes, c.slug, expected[c.slug])]
+        self._say(f"[bold]{step.writes}[/bold]: {len(todo)} discipline(s) to generate, {len(ready) - len(todo)} reused")
         if not todo:
             return
-        texts: dict[str, dict[int, str]] = {}
-        failed: dict[str, int] = {}
-        works = [_Work(c.slug, s.subject_samples, subject_list_requests(c, s, self.prompts)) for c in todo]
-        async for discipline, outcomes in self._step("subjects", works):
-            texts[discipline] = {
-                int(key.rsplit("/", 1)[1]): o.text for key, o in outcomes.items() if isinstance(o, ChatResult)
-            }
-            failed[discipline] = sum(isinstance(o, ChatFailure) for o in outcomes.values())
-        by_slug = {c.slug: c for c in todo}
-        conversions = [
-            _Work(
-                c.slug,
-                len(texts[c.slug]),
-                [subject_conversion_request(c, i, text, s, self.prompts) for i, text in sorted(texts[c.slug].items())],
-            )
-            for c in todo
-        ]
-        async for discipline, outcomes in self._step("subjects_to_json", conversions):
-            context = by_slug[discipline]
-            ordered = sorted(((int(key.rsplit("/", 1)[1]), o) for key, o in outcomes.items()), key=lambda item: item[0])
-            lists = [o.parsed for _, o in ordered if isinstance(o, ChatResult) and isinstance(o.parsed, SubjectList)]
-            failures = failed[discipline] + sum(isinstance(o, ChatFailure) for _, o in ordered)
-            rows = dedupe_subjects(context, lists, s.max_subjects)
-            self._write("subjects", discipline, rows, [r.subject_id for r in rows], expected[discipline], failures)
-            self.progress.of(discipline).subjects = len(rows)
+        calls = step.calls(self.settings)
+        failed = dict.fromkeys((c.slug for c in todo), 0)
+        sources: dict[str, Iterable[Any]] = {c.slug: step.sources(c, self.store) for c in todo}
+        units = {c.slug: step.units(self.settings, self._rows(step.reads, c.slug)) for c in todo}
+        for index, call in enumerate(calls):
+            async for done in self._map(call, todo, sources, units):
+                failed[done.context.slug] += done.failed
+                results = done.ordered()
+                if index + 1 < len(calls):  # the next call works on these, in source order
+                    sources[done.context.slug] = results
+                    units[done.context.slug] = len(results)
+                else:
+                    rows = step.finish(done.context, results)
+                    self._write(step, done.context.slug, rows, expected[done.context.slug], failed[done.context.slug])
 
-    async def _syllabi(self) -> None:
-        s = self.settings
-        ready = [c for c in self.contexts if self.store.meta("subjects", c.slug) is not None]
-        expected = {
-            c.slug: self._fp(
-                "syllabi",
-                c,
-                self._upstream("subjects", c.slug),
-                model=s.model,
-                generation=s.generation_sampling,
-                conversion=s.conversion_sampling,
-                prompts=[self.prompts["syllabus"].version, self.prompts["syllabus_to_json"].version],
-            )
-            for c in ready
-        }
-        todo = [c for c in ready if not self.store.is_fresh("syllabi", c.slug, expected[c.slug])]
-        self._announce("syllabi", todo, len(ready))
-        if not todo:
+    def _fingerprint(self, step: Step, context: StepContext) -> str:
+        upstream = None
+        if step.reads is not None:
+            meta = self.store.meta(step.reads, context.slug)
+            upstream = None if meta is None else meta.identity
+        payload = {"stage": step.writes, "node": context.node.identity(), "upstream": upstream}
+        return fingerprint({**payload, **step.fingerprint(context)})
+
+    async def _map(
+        self, call: Call[Any, Any], todo: list[StepContext], sources: dict[str, Iterable[Any]], units: dict[str, int]
+    ) -> AsyncIterator[_Discipline]:
+        """Stream ``call`` over every discipline's sources through one engine stream; yield each
+        discipline (its parsed results by source position) as soon as its last unit is in."""
+        disciplines = [_Discipline(context) for context in todo]
+        exhausted: list[_Discipline] = []  # reached their end since the last outcome: may be complete now
+
+        def pairs() -> Iterator[tuple[_Unit, ChatRequest]]:
+            for discipline in disciplines:
+                for source, request in call.requests(discipline.context, sources[discipline.context.slug]):
+                    discipline.asked += 1
+                    yield _Unit(discipline, discipline.asked - 1, source), request
+                discipline.exhausted = True
+                exhausted.append(discipline)
+
+        stream = pairs()
+        first = next(stream, None)  # reads the first discipline's input; no engine stream for no unit
+        flushed: set[_Discipline] = set()
+        if first is not None:
+            total = sum(units[d.context.slug] for d in disciplines)
+            async for unit, outcome in self.engine.map(_chain(first, stream), stage=call.name, total=total):
+                discipline = unit.discipline
+                discipline.answered += 1
+                self._parse(call, unit, outcome)
+                candidates = [discipline, *exhausted]
+                exhausted.clear()
+                for done in candidates:
+                    if done.complete and done not in flushed:
+                        flushed.add(done)
+                        yield done
+                        done.results = {}  # written or handed on by now: memory holds a few disciplines
+        for done in disciplines:  # every unit is in: those left had none, or their end was seen last
+            if done not in flushed:
+                yield done
+                done.results = {}
+
+    def _parse(self, call: Call[Any, Any], unit: _Unit, outcome: ChatResult | ChatFailure) -> None:
+        discipline = unit.discipline
+        if isinstance(outcome, ChatFailure):
+            discipline.failed += 1
+            self.failures[discipline.context.slug] = self.failures.get(discipline.context.slug, 0) + 1
             return
-        subjects = {c.slug: self.store.read("subjects", c.slug, SubjectRow) for c in todo}
-        texts: dict[str, dict[str, str]] = {}
-        failed: dict[str, int] = {}
-        works = [
-            _Work(
-                c.slug, len(subjects[c.slug]), [syllabus_request(c, row, s, self.prompts) for row in subjects[c.slug]]
-            )
-            for c in todo
-        ]
-        async for discipline, outcomes in self._step("syllabus", works):
-            texts[discipline] = {
-                key.rsplit("/", 1)[1]: o.text for key, o in outcomes.items() if isinstance(o, ChatResult)
-            }
-            failed[discipline] = sum(isinstance(o, ChatFailure) for o in outcomes.values())
-        conversions = [
-            _Work(
-                c.slug,
-                sum(row.subject_id in texts[c.slug] for row in subjects[c.slug]),
-                [
-                    syllabus_conversion_request(c, row, texts[c.slug][row.subject_id], s, self.prompts)
-                    for row in subjects[c.slug]
-                    if row.subject_id in texts[c.slug]
-                ],
-            )
-            for c in todo
-        ]
-        async for discipline, outcomes in self._step("syllabus_to_json", conversions):
-            rows: list[SyllabusRow] = []
-            failures = failed[discipline]
-            for subject in subjects[discipline]:
-                outcome = outcomes.get(f"{discipline}/syllabus_to_json/{subject.subject_id}")
-                if isinstance(outcome, ChatFailure):
-                    failures += 1
-                if not isinstance(outcome, ChatResult) or not isinstance(outcome.parsed, Syllabus):
-                    continue
-                row = syllabus_row(subject, texts[discipline][subject.subject_id], outcome.parsed)
-                if row is not None:
-                    rows.append(row)
-            self._write("syllabi", discipline, rows, [r.subject_id for r in rows], expected[discipline], failures)
-            self.progress.of(discipline).syllabi = len(rows)
-
-    async def _questions(self) -> None:
-        s = self.settings
-        ready = [c for c in self.contexts if self.store.meta("syllabi", c.slug) is not None]
-        expected = {
-            c.slug: self._fp(
-                "questions",
-                c,
-                self._upstream("syllabi", c.slug),
-                model=s.model,
-                generation=s.generation_sampling,
-                per_subject=s.questions_per_subject,
-                ratio=s.multi_session_ratio,
-                seed=s.seed,
-                prompts=[self.prompts["question"].version],
-            )
-            for c in ready
-        }
-        todo = [c for c in ready if not self.store.is_fresh("questions", c.slug, expected[c.slug])]
-        self._announce("questions", todo, len(ready))
-        if not todo:
-            return
-        samples: dict[str, dict[str, QuestionSample]] = {}
-
-        def requests(context: DisciplineContext) -> Iterator[ChatRequest]:
-            """Read a discipline's syllabi only when the engine reaches it: memory holds a few disciplines."""
-            by_key = samples.setdefault(context.slug, {})
-            for syllabus in self.store.read("syllabi", context.slug, SyllabusRow):
-                for sample in sample_questions(syllabus, s.questions_per_subject, s.multi_session_ratio, s.seed):
-                    request = question_request(context, syllabus, sample, s, self.prompts)
-                    by_key[request.key] = sample
-                    yield request
-
-        works = [_Work(c.slug, self._rows("syllabi", c.slug) * s.questions_per_subject, requests(c)) for c in todo]
-        async for discipline, outcomes in self._step("question", works):
-            rows: list[QuestionRow] = []
-            failures = 0
-            for key, sample in samples.pop(discipline, {}).items():
-                outcome = outcomes[key]
-                if isinstance(outcome, ChatFailure):
-                    failures += 1
-                    continue
-                question = clean_question(outcome.text)
-                if not question:
-                    self.engine.record_failure("question", key, "the model returned an empty question", 1)
-                    failures += 1
-                    continue
-                rows.append(question_row(sample, question, outcome.model or s.model))
-            self._write("questions", discipline, rows, [r.id for r in rows], expected[discipline], failures)
-            self.progress.of(discipline).questions = len(rows)
-
-    async def _records(self) -> None:
-        s = self.settings
-        ready = [c for c in self.contexts if self.store.meta("questions", c.slug) is not None]
-        expected = {
-            c.slug: self._fp(
-                "records",
-                c,
-                self._upstream("questions", c.slug),
-                answer_model=s.answer_model,
-                answer=s.answer_sampling,
-                prompt_version=self.prompt_version,
-            )
-            for c in ready
-        }
-        todo = [c for c in ready if not self.store.is_fresh("records", c.slug, expected[c.slug])]
-        self._announce("answers", todo, len(ready))
-        if not todo:
-            return
-        questions: dict[str, list[QuestionRow]] = {}
-
-        def requests(discipline: str) -> Iterator[ChatRequest]:
-            """Read a discipline's questions only when the engine reaches it (10M pairs do not fit in memory)."""
-            questions[discipline] = self.store.read("questions", discipline, QuestionRow)
-            for question in questions[discipline]:
-                yield answer_request(question, s, self.prompts)
-
-        works = [_Work(c.slug, self._rows("questions", c.slug), requests(c.slug)) for c in todo]
-        schema = record_polars_schema()
-        async for discipline, outcomes in self._step("answer", works):
-            records: list[Record] = []
-            failures = 0
-            for question in questions.pop(discipline, []):
-                outcome = outcomes[f"{discipline}/answer/{question.id}"]
-                if isinstance(outcome, ChatFailure):
-                    failures += 1
-                    continue
-                answer = outcome.text.strip()
-                if not answer:
-                    self.engine.record_failure("answer", outcome.key, "the model returned an empty answer", 1)
-                    failures += 1
-                    continue
-                records.append(make_record(question, answer, outcome.model or s.answer_model, self.prompt_version))
-            self._write("records", discipline, records, [r.id for r in records], expected[discipline], failures, schema)
-            self.progress.of(discipline).records = len(records)
+        parsed = call.parse(discipline.context, unit.source, outcome)
+        if isinstance(parsed, Reject):
+            self.engine.record_failure(call.name, outcome.key, parsed.reason, 1)
+            discipline.failed += 1
+            self.failures[discipline.context.slug] = self.failures.get(discipline.context.slug, 0) + 1
+        elif parsed is not None:
+            discipline.results[unit.position] = parsed
 
     # ------------------------------------------------------------------ plumbing
-    async def _step(self, stage: str, works: list[_Work]) -> AsyncIterator[tuple[str, dict[str, Outcome]]]:
-        """Stream every work's requests through the engine; yield each discipline's outcomes when complete."""
-        remaining = {work.discipline: work.count for work in works}
-        buckets: dict[str, dict[str, Outcome]] = {work.discipline: {} for work in works}
-        for discipline in [d for d, count in remaining.items() if count == 0]:
-            del remaining[discipline]
-            yield discipline, buckets.pop(discipline)
-        total = sum(remaining.values())
-        if not total:
-            return
-        stream = self.engine.stream(chain.from_iterable(w.requests for w in works if w.count), stage=stage, total=total)
-        async for outcome in stream:
-            discipline = discipline_of(outcome.key)
-            buckets[discipline][outcome.key] = outcome
-            if isinstance(outcome, ChatFailure):
-                self.progress.of(discipline).failures += 1
-            if len(buckets[discipline]) == remaining[discipline]:
-                del remaining[discipline]
-                yield discipline, buckets.pop(discipline)
-
-    def _rows(self, stage: str, discipline: str) -> int:
-        meta = self.store.meta(stage, discipline)
+    def _rows(self, stage: str | None, discipline: str) -> int:
+        meta = None if stage is None else self.store.meta(stage, discipline)
         return 0 if meta is None else meta.rows
 
-    def _write(
-        self,
-        stage: str,
-        discipline: str,
-        rows: list[Any],
-        ids: list[str],
-        expected: str,
-        failures: int,
-        schema: Any = None,
-    ) -> None:
+    def _write(self, step: Step, discipline: str, rows: list[Any], expected: str, failures: int) -> None:
+        stage = step.writes
         if not rows:
             self._say(
                 f"{stage} {discipline}: nothing usable ({failures} failed unit(s)); "
@@ -402,6 +263,8 @@ class Pipeline:
                 warning=True,
             )
             return
+        ids = [step.row_id(row) for row in rows]
+        schema = polars_schema_of(step.row_model)
         self.store.write(stage, discipline, rows, ids, fingerprint=expected, complete=failures == 0, schema=schema)
         if failures:
             self._say(
@@ -420,7 +283,7 @@ class Pipeline:
         """Move stage files of disciplines the taxonomy no longer has to RUN/retired/ (kept, not deleted)."""
         known = {d.slug for d in self.taxonomy.disciplines()}
         removed: set[str] = set()
-        for stage in (*STAGES, "clean"):  # decontaminated records too, or publishing would keep them
+        for stage in (*self.stages, "clean"):  # decontaminated records too, or publishing would keep them
             for path in sorted(self.rundir.stage_dir(stage).glob("*.parquet")):
                 if path.stem not in known:
                     target = self.rundir.root / "retired" / stage / path.name
@@ -455,8 +318,8 @@ class Pipeline:
         counts = dict(manifest.counts)
         for discipline in generated | {c.slug for c in self.contexts}:
             counts[discipline] = StageCounts(
-                **{stage: self._rows(stage, discipline) for stage in STAGES},
-                failures=self.progress.of(discipline).failures,
+                **{step.writes: self._rows(step.writes, discipline) for step in self.steps},
+                failures=self.failures.get(discipline, 0),
             )
         for discipline in removed:
             counts.pop(discipline, None)
@@ -479,6 +342,11 @@ class Pipeline:
         return manifest
 
 
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -493,11 +361,13 @@ def generate(
     quiet: bool = False,
     demo: bool = False,
     shard: tuple[int, int] | None = None,
+    steps: Sequence[Step] = STEPS,
 ) -> RunManifest:
     """Run or resume generation for ``settings.config`` in ``run_dir``; returns the updated run manifest.
 
     ``shard=(i, n)`` generates only every n-th discipline of the config starting at i, so n machines
-    can share a config; ``merge_runs`` combines their run directories."""
+    can share a config; ``merge_runs`` combines their run directories. ``steps``: the steps to run, in
+    order (default ``glan_dataset.stages.STEPS``)."""
     pipeline = Pipeline(
         run_dir,
         settings,
@@ -507,5 +377,6 @@ def generate(
         quiet=quiet,
         demo=demo,
         shard=shard,
+        steps=steps,
     )
     return asyncio.run(pipeline.run())

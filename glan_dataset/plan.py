@@ -1,36 +1,27 @@
 """``glan plan``: how many LLM calls and tokens a generation needs, and what it costs, before any call.
 
-Prompt tokens come from rendering the real templates (so custom prompts change the estimate) with
-representative content; completion lengths are typical figures for each step. The estimate is a
+Everything comes from the steps (``glan_dataset.stages.STEPS``): each call renders its real template
+with representative content (so custom prompts change the estimate) and names its typical completion
+length; each step says how many calls a discipline needs and how many rows it typically gets. The estimate is a
 budget, not an invoice: the run summary reports the real usage.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel
 
 from glan_dataset.llm import PriceTable
 from glan_dataset.prompts import PromptLibrary
-from glan_dataset.records import ClassSession
 from glan_dataset.settings import GenerationSettings
-from glan_dataset.stages.base import DisciplineContext
-
-TOKENS_PER_WORD = 1.35
-# Typical completion lengths (tokens) of each step.
-COMPLETION_TOKENS = {
-    "subjects": 1_200,
-    "subjects_to_json": 1_000,
-    "syllabus": 1_500,
-    "syllabus_to_json": 1_400,
-    "question": 120,
-    "answer": 500,
-}
-# Distinct subjects one free-text sample contributes, before the --max-subjects cap.
-SUBJECTS_PER_SAMPLE = 15
-TYPICAL_SESSIONS = 18
+from glan_dataset.stages import STEPS
+from glan_dataset.stages.base import TOKENS_PER_WORD, DisciplineContext, Step, StepContext
 
 
 class StagePlan(BaseModel):
+    """One LLM call of a step (``stage`` is the call's name, as in the progress display and the costs)."""
+
     stage: str
     model: str
     calls: int
@@ -41,16 +32,17 @@ class StagePlan(BaseModel):
 
 class GenerationPlan(BaseModel):
     disciplines: int
-    subjects_per_discipline: int
+    rows_per_discipline: dict[str, int]  # stage folder -> typical rows of one discipline's file
+    records: int  # rows of the last step, over every discipline
     stages: list[StagePlan]
+
+    @property
+    def subjects_per_discipline(self) -> int:
+        return next(iter(self.rows_per_discipline.values()), 0)
 
     @property
     def calls(self) -> int:
         return sum(stage.calls for stage in self.stages)
-
-    @property
-    def records(self) -> int:
-        return next(stage.calls for stage in self.stages if stage.stage == "answer")
 
     @property
     def cost(self) -> float | None:
@@ -58,12 +50,9 @@ class GenerationPlan(BaseModel):
         return None if any(cost is None for cost in costs) else sum(c for c in costs if c is not None)
 
 
-def _tokens(messages: list[dict[str, str]]) -> int:
+def estimate_tokens(messages: list[dict[str, str]]) -> int:
+    """Prompt tokens of a conversation, estimated from its words (no tokenizer: plans are budgets)."""
     return int(sum(len(message["content"].split()) for message in messages) * TOKENS_PER_WORD) + 4 * len(messages)
-
-
-def _filler(tokens: int) -> str:
-    return " ".join(["word"] * int(tokens / TOKENS_PER_WORD))
 
 
 def plan_generation(
@@ -73,75 +62,37 @@ def plan_generation(
     prices: PriceTable,
     *,
     batch: bool = False,
+    steps: Sequence[Step] = STEPS,
 ) -> GenerationPlan:
-    """Calls, tokens and cost per LLM step for ``contexts`` at ``settings``."""
-    subjects = min(settings.max_subjects, SUBJECTS_PER_SAMPLE * settings.subject_samples)
-    questions = subjects * settings.questions_per_subject
-    syllabus = [
-        ClassSession(name="Session title", description=_filler(30), key_concepts=["concept one"] * 5)
-        for _ in range(TYPICAL_SESSIONS)
-    ]
-    prompt_tokens: dict[str, list[int]] = {name: [] for name in COMPLETION_TOKENS}
-    for context in contexts:
-        ctx = context.prompt_context()
-        prompt_tokens["subjects"].append(_tokens(prompts.render("subjects", **ctx)))
-        prompt_tokens["subjects_to_json"].append(
-            _tokens(prompts.render("subjects_to_json", text=_filler(COMPLETION_TOKENS["subjects"]), **ctx))
-        )
-        prompt_tokens["syllabus"].append(
-            _tokens(
-                prompts.render(
-                    "syllabus", subject="Subject name", level="undergraduate", subtopics=["a", "b", "c"], **ctx
+    """Calls, tokens and cost per LLM call of ``steps`` for ``contexts`` at ``settings``.
+
+    Each step makes ``units`` calls of each of its calls per discipline, from the typical rows of the
+    step it reads; its own typical rows feed the next step."""
+    rows: dict[str, int] = {}
+    stages: list[StagePlan] = []
+    last_rows = 0
+    for step in steps:
+        if not step.enabled(settings):
+            continue
+        units = step.units(settings, 0 if step.reads is None else rows.get(step.reads, 0))
+        rows[step.writes] = last_rows = step.planned_rows(settings, units)
+        step_contexts = [StepContext(node, settings, prompts, prompt_version="") for node in contexts]
+        calls = units * len(contexts)
+        for call in step.calls(settings):
+            average_prompt = sum(estimate_tokens(call.plan_messages(c)) for c in step_contexts) / max(1, len(step_contexts))
+            p_tokens = int(average_prompt * calls)
+            c_tokens = call.typical_completion_tokens * calls
+            model = call.model(settings)
+            stages.append(
+                StagePlan(
+                    stage=call.name,
+                    model=model,
+                    calls=calls,
+                    prompt_tokens=p_tokens,
+                    completion_tokens=c_tokens,
+                    cost=prices.cost(model, p_tokens, c_tokens, batch=batch),
                 )
             )
-        )
-        prompt_tokens["syllabus_to_json"].append(
-            _tokens(
-                prompts.render(
-                    "syllabus_to_json", subject="Subject name", text=_filler(COMPLETION_TOKENS["syllabus"]), **ctx
-                )
-            )
-        )
-        prompt_tokens["question"].append(
-            _tokens(
-                prompts.render(
-                    "question",
-                    subject="Subject name",
-                    level="undergraduate",
-                    syllabus=syllabus,
-                    sessions=["Session title"],
-                    session_numbers=[3],
-                    key_concepts=["concept one", "concept two", "concept three"],
-                    **ctx,
-                )
-            )
-        )
-        prompt_tokens["answer"].append(
-            _tokens(prompts.render("answer", question=_filler(COMPLETION_TOKENS["question"])))
-        )
-    calls_per_discipline = {
-        "subjects": settings.subject_samples,
-        "subjects_to_json": settings.subject_samples,
-        "syllabus": subjects,
-        "syllabus_to_json": subjects,
-        "question": questions,
-        "answer": questions,
-    }
-    stages = []
-    for stage, per_discipline in calls_per_discipline.items():
-        model = settings.answer_model if stage == "answer" else settings.model
-        calls = per_discipline * len(contexts)
-        average_prompt = sum(prompt_tokens[stage]) / max(1, len(prompt_tokens[stage]))
-        p_tokens = int(average_prompt * calls)
-        c_tokens = COMPLETION_TOKENS[stage] * calls
-        stages.append(
-            StagePlan(
-                stage=stage,
-                model=model,
-                calls=calls,
-                prompt_tokens=p_tokens,
-                completion_tokens=c_tokens,
-                cost=prices.cost(model, p_tokens, c_tokens, batch=batch),
-            )
-        )
-    return GenerationPlan(disciplines=len(contexts), subjects_per_discipline=subjects, stages=stages)
+    return GenerationPlan(
+        disciplines=len(contexts), rows_per_discipline=rows, records=last_rows * len(contexts), stages=stages
+    )

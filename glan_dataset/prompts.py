@@ -1,4 +1,6 @@
-"""Prompt templates: one Jinja2 file per LLM step in ``prompts/``; a template's content hash is its version.
+"""Prompt templates: one Jinja2 file per LLM call in ``prompts/``; a template's content hash is its version.
+
+Which templates a run needs is for its caller to say (the generation: its steps' prompt names).
 
 A template holds a ``<<<system>>>`` section (optional) and a ``<<<user>>>`` section. Users customise
 prompts by copying ``prompts/`` and passing ``--prompts DIR``: a changed template gets a new version,
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,23 +20,19 @@ import jinja2
 
 from glan_dataset.errors import UsageError
 
-PROMPT_NAMES: tuple[str, ...] = (
-    "subjects",
-    "subjects_to_json",
-    "syllabus",
-    "syllabus_to_json",
-    "question",
-    "answer",
-    "taxonomy",
-)
-# The templates whose versions identify how a published record was made.
-RECORD_PROMPTS: tuple[str, ...] = ("subjects", "subjects_to_json", "syllabus", "syllabus_to_json", "question", "answer")
+# The templates ``glan eval`` uses (loaded with ``PromptLibrary(names=EVAL_PROMPT_NAMES)``).
+EVAL_PROMPT_NAMES: tuple[str, ...] = ("eval_answer", "judge_pairwise")
 
 _SECTION = re.compile(r"^<<<(system|user)>>>[ \t]*$", re.MULTILINE)
 
 
 def _packaged_dir() -> Path:
     return Path(str(resources.files("glan_dataset._prompts")))
+
+
+def packaged_names() -> list[str]:
+    """The templates the package ships (one per LLM call, plus ``taxonomy`` for ``glan taxonomy propose``)."""
+    return sorted(path.stem for path in _packaged_dir().glob("*.j2"))
 
 
 class PromptTemplate:
@@ -63,7 +62,9 @@ class PromptTemplate:
 class PromptLibrary:
     """The set of templates a run uses."""
 
-    def __init__(self, directory: str | Path | None = None) -> None:
+    def __init__(self, directory: str | Path | None = None, names: Iterable[str] | None = None) -> None:
+        """Load ``names`` (default: every template the package ships) from ``directory`` (default: the
+        packaged ``prompts/``); a missing or broken template is refused here, before any call."""
         self.directory = Path(directory) if directory is not None else _packaged_dir()
         if not self.directory.is_dir():
             raise UsageError(
@@ -73,7 +74,7 @@ class PromptLibrary:
             undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False, trim_blocks=False
         )
         self._templates: dict[str, PromptTemplate] = {}
-        for name in PROMPT_NAMES:
+        for name in packaged_names() if names is None else names:
             path = self.directory / f"{name}.j2"
             if not path.is_file():
                 raise UsageError(f"prompt template '{path}' is missing; copy it from the project's prompts/ folder")
@@ -95,7 +96,9 @@ class PromptLibrary:
     def versions(self) -> dict[str, str]:
         return {name: template.version for name, template in self._templates.items()}
 
-    def combined_version(self, names: tuple[str, ...] = RECORD_PROMPTS) -> str:
-        """One version for a chain of templates (recorded in every published record)."""
+    def combined_version(self, names: Iterable[str] | None = None) -> str:
+        """One version for a chain of templates (default: every loaded one, in order); the generation
+        records the version of its steps' templates in every record."""
+        names = list(self._templates) if names is None else names
         joined = "+".join(f"{name}:{self._templates[name].version}" for name in names)
         return hashlib.sha256(joined.encode()).hexdigest()[:12]

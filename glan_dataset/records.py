@@ -7,17 +7,20 @@ Two kinds of models live here:
 * what a stage writes to the run directory (``SubjectRow`` ... ``Record``), one parquet file per
   discipline and stage.
 
-``RECORD_FEATURES`` is the canonical ``datasets.Features`` of a published row; every writer casts to
-it so the Hub never sees ``large_string`` or ``LargeList`` (DESIGN.md section 6).
+A row model is the one declaration of its columns: ``features_of`` and ``polars_schema_of`` derive
+the ``datasets.Features`` and the polars schema from it, so ``Record`` is written once and
+``record_features()`` (what every writer casts to, so the Hub never sees ``large_string`` or
+``LargeList``, DESIGN.md section 6) and ``record_polars_schema()`` cannot drift from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 Strategy = Literal["single_session", "multi_session"]
 STRATEGIES: tuple[Strategy, ...] = ("single_session", "multi_session")
@@ -30,7 +33,8 @@ STRATEGIES: tuple[Strategy, ...] = ("single_session", "multi_session")
 # rejects string length bounds, so the engine drops those for it (llm/core.py: schema dialect).
 # --------------------------------------------------------------------------------------------
 
-Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# the items of a list of titles: a schema bound for the decoder (the row columns stay list[str])
+TITLE_ITEMS: dict[str, Any] = {"items": {"type": "string", "minLength": 1, "maxLength": 200}}
 
 
 class SubjectSpec(BaseModel):
@@ -40,7 +44,9 @@ class SubjectSpec(BaseModel):
 
     name: str = Field(description="The subject's name, e.g. 'Classical Mechanics'.", min_length=1, max_length=200)
     level: str = Field(description="Education level, e.g. 'undergraduate' or 'graduate'.", min_length=1, max_length=100)
-    subtopics: list[Title] = Field(description="The key subtopics the subject covers.", min_length=1, max_length=40)
+    subtopics: list[str] = Field(
+        description="The key subtopics the subject covers.", min_length=1, max_length=40, json_schema_extra=TITLE_ITEMS
+    )
 
 
 class SubjectList(BaseModel):
@@ -62,8 +68,11 @@ class ClassSession(BaseModel):
     description: str = Field(
         description="What the session teaches, in one or two sentences.", min_length=1, max_length=2000
     )
-    key_concepts: list[Title] = Field(
-        description="The key concepts taught in this session (about 5).", min_length=1, max_length=30
+    key_concepts: list[str] = Field(
+        description="The key concepts taught in this session (about 5).",
+        min_length=1,
+        max_length=30,
+        json_schema_extra=TITLE_ITEMS,
     )
 
 
@@ -174,53 +183,71 @@ def subject_id(discipline: str, normalized_name: str) -> str:
 
 def record_features() -> Any:
     """The canonical ``datasets.Features`` of a published record (imported lazily: datasets is slow to import)."""
-    from datasets import Features, List, Value
-
-    string = Value("string")
-    return Features(
-        {
-            "id": string,
-            "field": string,
-            "subfield": string,
-            "discipline": string,
-            "subject": string,
-            "level": string,
-            "subtopics": List(string),
-            "sessions": List(string),
-            "key_concepts": List(string),
-            "strategy": string,
-            "question": string,
-            "answer": string,
-            "messages": List({"role": string, "content": string}),
-            "question_model": string,
-            "answer_model": string,
-            "prompt_version": string,
-        }
-    )
+    return features_of(Record)
 
 
 def record_polars_schema() -> Any:
     """The polars schema of a record file in the run directory (column order = ``RECORD_COLUMNS``)."""
+    return polars_schema_of(Record)
+
+
+# --------------------------------------------------------------------------------------------
+# Schemas derived from a row model: the pydantic class is the one declaration of a row's columns.
+# --------------------------------------------------------------------------------------------
+# A row model may use str (or a Literal of strings), int, float, bool, ``X | None``, list[X] and nested
+# BaseModels (structs). That is all a stage row needs, and each maps to exactly one Arrow type.
+
+
+def features_of(model: type[BaseModel]) -> Any:
+    """``datasets.Features`` of a row model: ``string`` (never ``large_string``) and ``List`` (never
+    ``LargeList``), so a cast to it gives what the Hub and ``load_dataset`` expect (DESIGN.md 6)."""
+    from datasets import Features, List, Value
+
+    scalars = {str: Value("string"), int: Value("int64"), float: Value("float64"), bool: Value("bool")}
+
+    def feature(annotation: Any) -> Any:
+        kind, inner = _column_kind(annotation)
+        if kind == "scalar":
+            return scalars[inner]
+        if kind == "list":
+            return List(feature(inner))
+        return {name: feature(field.annotation) for name, field in inner.model_fields.items()}
+
+    return Features({name: feature(field.annotation) for name, field in model.model_fields.items()})
+
+
+def polars_schema_of(model: type[BaseModel]) -> Any:
+    """The polars schema of a row model (column order = the model's field order)."""
     import polars as pl
 
-    strings = pl.List(pl.String)
-    return pl.Schema(
-        {
-            "id": pl.String,
-            "field": pl.String,
-            "subfield": pl.String,
-            "discipline": pl.String,
-            "subject": pl.String,
-            "level": pl.String,
-            "subtopics": strings,
-            "sessions": strings,
-            "key_concepts": strings,
-            "strategy": pl.String,
-            "question": pl.String,
-            "answer": pl.String,
-            "messages": pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
-            "question_model": pl.String,
-            "answer_model": pl.String,
-            "prompt_version": pl.String,
-        }
-    )
+    scalars = {str: pl.String, int: pl.Int64, float: pl.Float64, bool: pl.Boolean}
+
+    def dtype(annotation: Any) -> Any:
+        kind, inner = _column_kind(annotation)
+        if kind == "scalar":
+            return scalars[inner]
+        if kind == "list":
+            return pl.List(dtype(inner))
+        return pl.Struct({name: dtype(field.annotation) for name, field in inner.model_fields.items()})
+
+    return pl.Schema({name: dtype(field.annotation) for name, field in model.model_fields.items()})
+
+
+def _column_kind(annotation: Any) -> tuple[str, Any]:
+    """("scalar", python type) | ("list", item annotation) | ("struct", model) for one field annotation."""
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        members = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(members) == 1:  # X | None: nullable X (every Arrow column is nullable)
+            return _column_kind(members[0])
+    elif origin is Literal:
+        kinds = {type(value) for value in get_args(annotation)}
+        if len(kinds) == 1:
+            return "scalar", kinds.pop()
+    elif origin is list:
+        return "list", get_args(annotation)[0]
+    elif annotation in (str, int, float, bool):
+        return "scalar", annotation
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "struct", annotation
+    raise TypeError(f"no column type for {annotation!r}: use str, int, float, bool, list, a Literal or a BaseModel")

@@ -1,7 +1,8 @@
 """The run directory: where every stage reads its input and writes its output (DESIGN.md section 3).
 
 A stage file for a discipline is written once, atomically, when it is complete: readers never see a
-half-written file, and "the file exists" is the resume test for a finished stage.
+half-written file, and "the file exists" is the resume test for a finished stage. Which stage folders
+exist is for the steps to say (``glan_dataset.stages.STAGES``); this module only knows the paths.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-STAGES: tuple[str, ...] = ("subjects", "syllabi", "questions", "records")
 
 
 class RunDir:

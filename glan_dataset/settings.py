@@ -51,11 +51,26 @@ class GenerationSettings(BaseModel):
 
 
 class StageCounts(BaseModel):
-    subjects: int = 0
-    syllabi: int = 0
-    questions: int = 0
-    records: int = 0
-    failures: int = 0
+    """One discipline's rows per stage file (one entry per step, in step order) and its failed units.
+
+    The stages are whatever the steps write (``glan_dataset.stages.STAGES``), so they are not fields:
+    ``StageCounts(subjects=3, records=12, failures=0)``, read as ``counts["subjects"]`` or, for the two
+    every caller needs, ``counts.records`` and ``counts.failures``. run.json stores it as a plain object.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, int] = Field(init=False)
+
+    def __getitem__(self, stage: str) -> int:
+        return int((self.model_extra or {}).get(stage, 0))
+
+    @property
+    def records(self) -> int:
+        return self["records"]
+
+    @property
+    def failures(self) -> int:
+        return self["failures"]
 
 
 class RunManifest(BaseModel):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +85,25 @@ def make_run(run: Path, per_discipline: int = 12, *, demo: bool = False, discipl
     run.mkdir(parents=True, exist_ok=True)
     for discipline in disciplines or DISCIPLINES:
         write_clean(run, discipline, make_records(discipline, per_discipline, demo=demo))
-    shutil.copyfile(DEFAULT_TAXONOMY_PATH, run / "taxonomy.yaml")
+    write_taxonomy(run / "taxonomy.yaml", disciplines or DISCIPLINES)
     (run / "decontamination").mkdir(exist_ok=True)
     report = decon_report(disciplines or DISCIPLINES)
     (run / "decontamination" / "report.json").write_text(json.dumps(report), encoding="utf-8")
     (run / "run.json").write_text(json.dumps(run_manifest(demo)), encoding="utf-8")
     return run
+
+
+def write_taxonomy(path: Path, disciplines: list[str]) -> None:
+    """The default taxonomy cut down to ``disciplines``: the snapshot of a run whose config selects exactly them."""
+    import yaml
+
+    data = yaml.safe_load(DEFAULT_TAXONOMY_PATH.read_text(encoding="utf-8"))
+    for field in data["fields"]:
+        for sub in field["subfields"]:
+            sub["disciplines"] = [d for d in sub["disciplines"] if d["slug"] in disciplines]
+        field["subfields"] = [sub for sub in field["subfields"] if sub["disciplines"]]
+    data["fields"] = [field for field in data["fields"] if field["subfields"]]
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
 def decon_report(disciplines: list[str] | None = None) -> dict[str, Any]:

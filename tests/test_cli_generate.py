@@ -157,3 +157,16 @@ def test_two_processes_generate_different_disciplines_into_one_run(tmp_path: Pat
             assert process.returncode == 0, stderr
     assert {p.stem for p in (run / "records").glob("*.parquet")} == {"physics", "chemistry"}
     assert json.loads((run / "run.json").read_text())["disciplines"] == ["chemistry", "physics"]
+
+
+def test_custom_prompts_need_only_the_generation_templates(tmp_path: Path) -> None:
+    import shutil
+
+    prompts = tmp_path / "prompts"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "prompts", prompts, ignore=shutil.ignore_patterns("*.py"))
+    (prompts / "taxonomy.j2").unlink()  # only `glan taxonomy propose` uses it
+    plan = glan("plan", "--config", "physics", "--taxonomy", str(TINY_TAXONOMY), "--prompts", str(prompts))
+    assert plan.returncode == 0, plan.stderr
+    (prompts / "answer.j2").unlink()
+    missing = glan("plan", "--config", "physics", "--taxonomy", str(TINY_TAXONOMY), "--prompts", str(prompts))
+    assert missing.returncode == 2 and "answer.j2" in missing.stderr and "Traceback" not in missing.stderr

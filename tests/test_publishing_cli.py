@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import typer
 from typer.testing import CliRunner
 
@@ -22,7 +24,7 @@ def test_publish_dry_run_prints_only_the_plan(tmp_path):
         app(), ["publish", str(run), "--to", str(tmp_path / "out"), "--dry-run"], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
-    assert "add    data/physics/train-00000-of-00001.parquet" in result.output
+    assert re.search(r"add    data/physics/train-00000-of-00001-[0-9a-f]{10}\.parquet", result.output)
     assert "dry run" in result.output
     assert not (tmp_path / "out").exists()
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -490,3 +492,118 @@ def test_server_errors_are_one_line(first: tuple[FakeHub, PublishResult], tmp_pa
     message = str(caught.value)
     assert "503" in message and "try again later" in message and "\n" not in message
     assert hub.head(REPO) == v1.commit and "v2.0" not in hub.repo(REPO).tags
+
+
+# ---------------------------------------------------------------------------------------------
+# Preflight (before any money is spent) and idempotent reruns
+# ---------------------------------------------------------------------------------------------
+
+
+def test_preflight_passes_for_a_writable_target_and_a_free_tag(first: tuple[FakeHub, PublishResult]) -> None:
+    from glan_dataset.publishing import preflight
+
+    hub, v1 = first
+    hub.requests.clear()
+    assert isinstance(preflight(f"hf://{REPO}", tag="v2.0"), HubTarget)
+    preflight("hf://org/new-dataset", tag="v1.0")  # a repo to create in a namespace the token may write to
+    preflight(f"hf://{REPO}", tag="v1.0")  # the tag names the head: a rerun of the release that landed
+    assert hub.mutating_requests() == [] and hub.unhandled == []
+
+
+@pytest.mark.parametrize("case", ["no-token", "read-token", "read-only-org", "foreign-namespace", "tag-taken"])
+def test_preflight_refuses_in_one_line_and_writes_nothing(
+    first: tuple[FakeHub, PublishResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    from glan_dataset.publishing import preflight
+    from glan_dataset.publishing.publish import publish_run
+    from tests.publishing_support import make_run
+
+    hub, v1 = first
+    repo, tag = REPO, "v2.0"
+    if case == "no-token":
+        monkeypatch.delenv("HF_TOKEN")
+    elif case == "read-token":
+        hub.token_role = "read"
+    elif case == "read-only-org":
+        hub.org_roles["org"] = "read"
+    elif case == "foreign-namespace":
+        repo = "someone-else/glan"
+    else:  # the tag exists on an older commit
+        hub.push_direct(REPO, {"notes.md": b"a later commit"}, title="a later change")
+        tag = "v1.0"
+    hub.requests.clear()
+    with pytest.raises(GlanError) as caught:
+        preflight(f"hf://{repo}", tag=tag)
+    message = str(caught.value)
+    assert "\n" not in message and DEFAULT_TOKEN not in message
+    expected = {
+        "no-token": "HF_TOKEN",
+        "read-token": "read-only",
+        "read-only-org": "read-only access to 'org'",
+        "foreign-namespace": "not a member of 'someone-else'",
+        "tag-taken": "tag 'v1.0' already exists",
+    }[case]
+    assert expected in message
+
+    # publish_run checks the same before it stages a single shard
+    run = make_run(tmp_path / "run", per_discipline=4, disciplines=["physics"])
+    with pytest.raises(GlanError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        publish_run(run, f"hf://{repo}", tag=tag, quiet=True)
+    assert hub.mutating_requests() == [] and not list(run.glob(".publish-*"))
+
+
+def test_a_tag_that_failed_after_its_commit_is_retried_without_a_second_commit_or_entry(
+    fake_hub: FakeHub, tmp_path: Path
+) -> None:
+    from glan_dataset.publishing.publish import publish_run
+    from tests.publishing_support import make_run
+
+    run = make_run(tmp_path / "run", per_discipline=6, disciplines=["physics", "history"])
+    publish_run(run, f"hf://{REPO}", tag="v1.0", quiet=True)
+    fake_hub.fail_next["create_tag"] = 500
+    with pytest.raises(HubError, match="committed .* but .*500"):
+        _republish_changed(run)  # physics changed: v1.1 is committed, then its tag fails
+    head = fake_hub.head(REPO)
+    assert "v1.1" not in fake_hub.repo(REPO).tags
+
+    fake_hub.requests.clear()
+    result = publish_run(run, f"hf://{REPO}", tag="v1.1", quiet=True)
+    assert result.plan.is_empty and result.commit == head
+    assert [r.kind for r in fake_hub.mutating_requests()] == ["create_tag"]
+    assert fake_hub.repo(REPO).tags["v1.1"] == head
+    releases = json.loads(fake_hub.files(REPO)["releases.json"])["releases"]
+    assert [r["version"] for r in releases] == ["v1.0", "v1.1"]
+
+    # and once more: the release is complete, nothing is sent at all
+    fake_hub.requests.clear()
+    assert publish_run(run, f"hf://{REPO}", tag="v1.1", quiet=True).plan.is_empty
+    assert fake_hub.mutating_requests() == []
+
+
+def _republish_changed(run: Path) -> None:
+    from glan_dataset.publishing.publish import publish_run
+    from tests.publishing_support import make_records, write_clean
+
+    write_clean(run, "physics", make_records("physics", 7, salt="b"))
+    publish_run(run, f"hf://{REPO}", tag="v1.1", quiet=True)
+
+
+def test_quiet_publish_shows_no_upload_bars(fake_hub: FakeHub, tmp_path: Path) -> None:
+    from tests.fakes.hub_fixture import hub_env
+    from tests.publishing_support import make_run
+
+    run = make_run(tmp_path / "run", per_discipline=6, disciplines=["physics"])
+    env = hub_env(fake_hub, tmp_path / "hf-home")
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    command = [sys.executable, "-m", "glan_dataset", "publish", str(run), "--to", f"hf://{REPO}"]
+    loud = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert loud.returncode == 0, loud.stderr
+    assert "Upload 3 LFS files" in loud.stderr  # huggingface_hub's bars, which --quiet must silence
+    from tests.publishing_support import make_records, write_clean
+
+    write_clean(run, "physics", make_records("physics", 7, salt="b"))
+    quiet = subprocess.run([*command, "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == "" and quiet.stderr == ""
+    assert "LFS" not in quiet.stderr
+    assert_clean(fake_hub, loud.stdout, loud.stderr)

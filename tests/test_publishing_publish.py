@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from rich.console import Console
 
 from glan_dataset.errors import UsageError
 from glan_dataset.publishing.publish import publish_run
-from tests.publishing_support import DISCIPLINES, decon_report, make_records, make_run, write_clean
+from glan_dataset.publishing.targets import LocalFolderTarget
+from tests.publishing_support import (
+    DISCIPLINES,
+    decon_report,
+    make_records,
+    make_run,
+    write_clean,
+    write_taxonomy,
+)
 
 
 def snapshot(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    """The files of the published release (not the previous release's shards it carries for readers)."""
+    return {rel: (folder / rel).read_bytes() for rel in LocalFolderTarget(folder).existing_files()}
+
+
+def shard(discipline, split, names):
+    """The one shard name of a discipline's split among ``names`` (names end with a content digest)."""
+    (found,) = [
+        n for n in names if re.fullmatch(rf"data/{discipline}/{split}-00000-of-00001-[0-9a-f]{{10}}\.parquet", n)
+    ]
+    return found
 
 
 def test_refuses_a_run_without_clean_records(tmp_path):
@@ -40,7 +58,7 @@ def test_default_target_and_dry_run(tmp_path):
     result = publish_run(run, dry_run=True, console=console)
     assert result.dry_run and not (run / "published").exists()
     text = console.export_text()
-    assert "dry run" in text and "add    data/physics/train-00000-of-00001.parquet" in text
+    assert "dry run" in text and re.search(r"add    data/physics/train-00000-of-00001-[0-9a-f]{10}\.parquet", text)
     result = publish_run(run, quiet=True)
     assert (run / "published" / "README.md").exists()
     assert result.url == str((run / "published").absolute())
@@ -61,32 +79,43 @@ def test_second_publish_rewrites_only_the_changed_discipline(tmp_path):
     result = publish_run(run, out, test_per_discipline=2, quiet=True, message="chemistry v2")
     changed = set(result.plan.add + result.plan.update + result.plan.delete)
     assert changed == {
-        "data/chemistry/train-00000-of-00001.parquet",
-        "data/chemistry/test-00000-of-00001.parquet",
+        shard("chemistry", "train", before),
+        shard("chemistry", "test", before),
+        shard("chemistry", "train", result.plan.add),
+        shard("chemistry", "test", result.plan.add),
         "README.md",
         "releases.json",
         "assets/records_per_field.png",
     }
     after = snapshot(out)
-    assert {k for k in after if after[k] != before.get(k)} == changed
+    assert {k for k in after if after[k] != before.get(k)} == set(result.plan.add + result.plan.update)
+    assert not set(result.plan.delete) & set(after)
     releases = json.loads((out / "releases.json").read_text())["releases"]
     assert [r["version"] for r in releases] == ["r1", "r2"]
     assert releases[1]["disciplines_changed"] == ["chemistry"] and releases[1]["message"] == "chemistry v2"
     assert releases[0]["disciplines_changed"] == ["archaeology", "biology", "chemistry", "history", "physics"]
 
-    # a discipline disappears from the run (the pipeline retires its files): its folder is deleted
+    # a discipline disappears from the run (the pipeline retires its files): its folder leaves the release
     (run / "clean" / "archaeology.parquet").unlink()
     (run / "records" / "archaeology.parquet").unlink()
     remaining = [d for d in DISCIPLINES if d != "archaeology"]  # and decontamination ran again
+    write_taxonomy(run / "taxonomy.yaml", remaining)  # it left the taxonomy
     (run / "decontamination" / "report.json").write_text(json.dumps(decon_report(remaining)))
     result = publish_run(run, out, test_per_discipline=2, quiet=True, tag="v2")
-    assert "data/archaeology/train-00000-of-00001.parquet" in result.plan.delete
-    assert not (out / "data" / "archaeology").exists()
+    assert shard("archaeology", "train", before) in result.plan.delete
+    assert not any(rel.startswith("data/archaeology/") for rel in snapshot(out))
     last = json.loads((out / "releases.json").read_text())["releases"][-1]
     assert last["version"] == "v2" and last["disciplines_removed"] == ["archaeology"]
     assert "`archaeology`" not in (out / "README.md").read_text().split("## Changelog")[0]
-    with pytest.raises(UsageError, match="already exists"):
+    # the same command again (e.g. after a kill once it landed): nothing new, nothing listed twice
+    landed = snapshot(out)
+    assert publish_run(run, out, test_per_discipline=2, quiet=True, tag="v2").plan.is_empty
+    assert snapshot(out) == landed
+    # the tag for other data is refused
+    write_clean(run, "physics", make_records("physics", 10, salt="c"))
+    with pytest.raises(UsageError, match="already a release"):
         publish_run(run, out, test_per_discipline=2, quiet=True, tag="v2")
+    assert snapshot(out) == landed
 
 
 def test_refuses_clean_records_older_than_the_records_or_missing(tmp_path):

@@ -86,7 +86,10 @@ def test_local_folder_publishes_incrementally(tmp_path):
         "data/b/train-00000-of-00001.parquet",
     ]
     assert (out / "README.md").stat().st_mtime_ns == mtime  # unchanged file not rewritten
-    assert not list(out.rglob(".*.tmp"))
+    # the previous release's shards stay readable (a reader may hold the previous card) but are not listed
+    assert (out / "data/a/train-00000-of-00002.parquet").exists()
+    assert out.is_symlink() and len(list(target.releases_dir.iterdir())) == 2  # this release and the previous
+    assert not list(tmp_path.glob(".out.link-*")) and not list(target.releases_dir.glob(".staging-*"))
 
 
 def test_local_tags_are_recorded_and_never_reused(tmp_path):
@@ -95,9 +98,16 @@ def test_local_tags_are_recorded_and_never_reused(tmp_path):
     target = LocalFolderTarget(out)
     result = target.publish(staging, plan_publish(staging, {}), message="first", tag="v1.0", dry_run=False)
     assert result.tag == "v1.0" and (out / "tags" / "v1.0.json").exists()
+    # the same release again (a rerun after a kill): done already, nothing written
+    again = target.publish(
+        staging, plan_publish(staging, target.existing_files()), message="again", tag="v1.0", dry_run=False
+    )
+    assert again.tag == "v1.0" and len(list(target.releases_dir.iterdir())) == 1
+    staging2 = tmp_path / "s2"
+    write(staging2, "README.md", "v2")
     with pytest.raises(UsageError, match="already exists"):
         target.publish(
-            staging, plan_publish(staging, target.existing_files()), message="again", tag="v1.0", dry_run=True
+            staging2, plan_publish(staging2, target.existing_files()), message="again", tag="v1.0", dry_run=True
         )
     with pytest.raises(UsageError, match="bad tag"):
         target.publish(staging, plan_publish(staging, {}), message="m", tag="../x", dry_run=True)

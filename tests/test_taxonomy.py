@@ -90,12 +90,58 @@ def test_default_slugs_are_unique_wellformed_and_not_all(default: Taxonomy) -> N
     assert len(default.config_names()) == len(slugs) + 1
 
 
+# Disciplines per field implied by the paper's Table 6 (each field's share of GLAN-Test, 50 questions
+# per discipline): the README states the same counts.
+PAPER_FIELD_SHAPE = {
+    "humanities": 20,
+    "social-science": 10,
+    "natural-science": 5,
+    "applied-science": 53,
+    "formal-science": 4,
+    "manufacturing": 16,
+    "services": 15,
+    "agriculture-field": 3,
+}
+
+
+def test_default_fields_hold_the_papers_share_of_disciplines(default: Taxonomy) -> None:
+    assert {f.slug: len(default.select(f.slug)) for f in default.fields} == PAPER_FIELD_SHAPE
+    shares = {slug: round(100 * n / 126, 1) for slug, n in PAPER_FIELD_SHAPE.items()}
+    assert list(shares.values()) == [15.9, 7.9, 4.0, 42.1, 3.2, 12.7, 11.9, 2.4]
+    # re-homed disciplines keep their slugs (their data does not change)
+    assert default.discipline("law").field_slug == "humanities"
+    assert default.discipline("business").field_slug == "applied-science"
+    assert default.discipline("applied-mathematics").field_slug == "applied-science"
+    assert default.discipline("neuroscience").field_slug == "applied-science"
+    assert default.discipline("food-industry").field_slug == "manufacturing"
+    assert default.discipline("statistics").field_slug == "formal-science"
+
+
+def test_readme_states_the_default_field_shape() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    line = next(line for line in readme.splitlines() if "Humanities 20" in line)
+    for name, count in zip(
+        [
+            "Humanities",
+            "Social Science",
+            "Natural Science",
+            "Applied Science",
+            "Formal Science",
+            "Manufacturing",
+            "Services",
+            "Agriculture",
+        ],
+        PAPER_FIELD_SHAPE.values(),
+        strict=True,
+    ):
+        assert f"{name} {count}" in line
+
+
 def test_name_reused_across_levels_gives_the_discipline_the_plain_slug(default: Taxonomy) -> None:
     assert default.config_kind("agriculture") == "discipline"
     assert default.config_kind("agriculture-field") == "field"
     assert [d.slug for d in default.select("agriculture-field")] == [
         "fishing-industry",
-        "food-industry",
         "floral",
         "wood-industry",
     ]
@@ -176,7 +222,6 @@ def test_select_by_each_kind(default: Taxonomy) -> None:
     natural = default.select("natural-science")
     assert [d.slug for d in natural] == [
         "biology",
-        "neuroscience",
         "physics",
         "chemistry",
         "earth-science",
@@ -320,8 +365,8 @@ def test_load_raises_one_line_summary_with_count(tmp_path: Path) -> None:
     assert len(caught.value.issues) == 8
 
 
-def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+def test_missing_file_is_a_taxonomy_error(tmp_path: Path) -> None:
+    with pytest.raises(TaxonomyError, match="cannot read the taxonomy file .*nope.yaml"):
         load_taxonomy(tmp_path / "nope.yaml")
 
 
@@ -338,8 +383,8 @@ def test_models_refuse_invalid_trees() -> None:
 def test_cli_show_prints_tree_counts_and_total() -> None:
     result = CliRunner().invoke(taxonomy_app, ["show"])
     assert result.exit_code == 0, result.output
-    assert "Natural Science [natural-science] 3 sub-fields, 6 disciplines" in result.stdout
-    assert "total: 8 fields, 30 sub-fields, 126 disciplines" in result.stdout
+    assert "Natural Science [natural-science] 3 sub-fields, 5 disciplines" in result.stdout
+    assert "total: 8 fields, 34 sub-fields, 126 disciplines" in result.stdout
 
 
 def test_cli_show_config_limits_the_tree() -> None:
@@ -362,7 +407,7 @@ def test_cli_validate_ok_and_broken(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(taxonomy_app, ["validate", str(DEFAULT_TAXONOMY_PATH)])
     assert ok.exit_code == 0
-    assert ok.stdout.strip() == "ok: 8 fields, 30 sub-fields, 126 disciplines"
+    assert ok.stdout.strip() == "ok: 8 fields, 34 sub-fields, 126 disciplines"
     path = write(tmp_path, BROKEN)
     bad = runner.invoke(taxonomy_app, ["validate", str(path)])
     assert bad.exit_code == 2
@@ -374,5 +419,5 @@ def test_cli_validate_ok_and_broken(tmp_path: Path) -> None:
 def test_cli_missing_file_is_a_clean_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(taxonomy_app, ["validate", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: cannot access") and "nope.yaml" in result.stderr
+    assert result.stderr.startswith("error: cannot read the taxonomy file") and "nope.yaml" in result.stderr
     assert "Traceback" not in result.output

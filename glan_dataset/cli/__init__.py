@@ -6,7 +6,9 @@ import logging
 import sys
 
 import typer
+from typer.exceptions import TyperException
 from rich.console import Console
+from rich.markup import escape
 
 from glan_dataset.errors import GlanError
 
@@ -27,6 +29,7 @@ def _register() -> None:
     publish.register(app)
     app.add_typer(taxonomy.taxonomy_app, name="taxonomy")
     app.add_typer(batches.batches_app, name="batches")
+    __import__("glan_dataset.cli.evaluate", fromlist=["register"]).register(app)
 
 
 def _log_to_stderr() -> None:
@@ -40,18 +43,35 @@ def _log_to_stderr() -> None:
 
 
 def main() -> None:
-    """Entry point: user errors become one red line and exit code 2, never a traceback."""
+    """Entry point: user errors (bad flags, bad files, unusable endpoints) become one red line and exit
+    code 2, never a traceback; Ctrl-C ends with a resume hint and exit code 130."""
     _log_to_stderr()
     _register()
     try:
-        app(standalone_mode=True)
+        code = app(standalone_mode=False)
+    except TyperException as error:  # unknown option, missing argument, bad value: one line, the fix named
+        message = error.format_message()  # type: ignore[attr-defined]
+        if message:  # empty when the help was printed instead (a group called without a command)
+            context = getattr(error, "ctx", None)
+            command = context.command_path if context is not None else "glan"
+            _error(f"{message} (see `{command} --help`)")
+        sys.exit(getattr(error, "exit_code", 2))
     except GlanError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        _error(str(error))
         sys.exit(2)
-    except SystemExit as exit_:
-        if exit_.code == 130:  # typer's exit for Ctrl-C
-            Console(stderr=True).print(
-                "[yellow]interrupted:[/yellow] every answered call is saved; run the same command again to resume",
-                highlight=False,
-            )
-        raise
+    except OSError as error:  # a path that cannot be read or written: --out under a file, a folder for a file ...
+        if error.filename is None:
+            raise
+        _error(f"cannot use {error.filename}: {error.strerror or error}; check the path")
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        Console(stderr=True).print(
+            "[yellow]interrupted:[/yellow] every answered call is saved; run the same command again to resume",
+            highlight=False,
+        )
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str) -> None:
+    Console(stderr=True).print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)

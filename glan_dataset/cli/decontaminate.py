@@ -91,7 +91,8 @@ def decontaminate_command(
     quiet: Quiet = False,
 ) -> None:
     """Remove records that contain benchmark test items, and duplicate questions; write RUN/clean."""
-    from glan_dataset.decontamination import DecontaminationSettings, decontaminate_run
+    from glan_dataset import flows
+    from glan_dataset.decontamination import DecontaminationSettings
 
     try:
         settings = DecontaminationSettings(
@@ -113,7 +114,7 @@ def decontaminate_command(
         raise UsageError(f"invalid {where}: {first.get('msg', 'invalid value')}") from None
     log = Console(stderr=True, highlight=False, quiet=quiet)
     chosen = [d.strip() for d in disciplines.split(",") if d.strip()] if disciplines else None
-    report = decontaminate_run(run, settings, chosen, progress=lambda message: log.print(f"[dim]{message}[/dim]"))
+    report = flows.decontaminate(run, settings, chosen, progress=lambda message: log.print(f"[dim]{message}[/dim]"))
 
     out = Console(highlight=False)
     table = Table(title=f"Decontamination of {run}", title_justify="left")

@@ -42,13 +42,8 @@ from glan_dataset.cli.options import (
     Tpm,
     parse_shard,
 )
-from glan_dataset.llm import PriceTable
-from glan_dataset.pipeline import discipline_contexts, generate
-from glan_dataset.plan import plan_generation
-from glan_dataset.prompts import PromptLibrary
 from glan_dataset.rundir import RunDir
 from glan_dataset.settings import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL
-from glan_dataset.taxonomy import load_taxonomy
 
 
 def generate_command(
@@ -80,6 +75,8 @@ def generate_command(
     quiet: Quiet = False,
 ) -> None:
     """Generate (or resume) GLAN instruction pairs for a config into a run directory."""
+    from glan_dataset import flows
+
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio,
         seed, temperature, top_p, answer_temperature, answer_top_p,
@@ -87,7 +84,7 @@ def generate_command(
     engine = EngineOptions(
         base_url, concurrency, timeout, max_attempts, rpm, tpm, mode, cache_ignore_params, price, quiet
     )
-    manifest = generate(
+    manifest = flows.generate(
         out,
         settings,
         engine.config(),
@@ -122,12 +119,21 @@ def plan_command(
     price: Prices = None,
 ) -> None:
     """Print the LLM calls, tokens and cost a generation needs, without calling anything."""
+    from glan_dataset.llm import PriceTable
+    from glan_dataset.pipeline import discipline_contexts
+    from glan_dataset.plan import plan_generation
+    from glan_dataset.prompts import PromptLibrary
+    from glan_dataset.stages import prompt_names
+    from glan_dataset.taxonomy import load_taxonomy
+
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio, seed
     ).settings()
     contexts = discipline_contexts(load_taxonomy(taxonomy), config)
     prices = PriceTable.parse(price or [])
-    plan = plan_generation(settings, contexts, PromptLibrary(prompts), prices, batch=mode == "batch")
+    plan = plan_generation(
+        settings, contexts, PromptLibrary(prompts, prompt_names(settings)), prices, batch=mode == "batch"
+    )
     table = Table(
         title=f"glan plan --config {config}: {plan.disciplines} discipline(s), ~{plan.subjects_per_discipline} subjects each",
         box=box.SIMPLE_HEAD,
@@ -177,9 +183,9 @@ def merge_runs_command(
     out: OutDir,
 ) -> None:
     """Combine run directories made on several machines into one (then decontaminate and publish it)."""
-    from glan_dataset.merge import merge_runs
+    from glan_dataset import flows
 
-    report = merge_runs(sources, out)
+    report = flows.merge_runs(sources, out)
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     copied = sum(len(ds) for ds in report.copied.values())
     console.print(

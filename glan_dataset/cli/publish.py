@@ -105,7 +105,27 @@ Revision = Annotated[
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Print the files that would be added, updated and deleted; write nothing.")
 ]
-PublishQuiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing (errors still do).")]
+PublishQuiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print nothing, not even the Hub upload bars (errors still do).")
+]
+AllowPartial = Annotated[
+    bool,
+    typer.Option(
+        "--allow-partial",
+        help="Publish even though disciplines of the config are missing or have failed units; "
+        "the release is marked partial and the card lists what is missing.",
+        rich_help_panel=PUB,
+    ),
+]
+PublishPrices = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--price",
+        help="MODEL=IN/OUT in USD per million tokens (repeatable): prices the run's recorded usage on the card; "
+        "kept in RUN/prices.json for later publishes.",
+        rich_help_panel=PUB,
+    ),
+]
 
 
 def publish_command(
@@ -123,14 +143,18 @@ def publish_command(
     revision: Revision = None,
     dry_run: DryRun = False,
     quiet: PublishQuiet = False,
+    allow_partial: AllowPartial = False,
+    price: PublishPrices = None,
 ) -> None:
     """Publish a run's decontaminated records as a parquet + YAML dataset (local folder or the Hub).
 
-    The Hub token comes from HF_TOKEN or `hf auth login`; it is never printed or written.
+    A run with missing disciplines or failed units is refused unless --allow-partial. A local
+    folder switches to the new release all at once. The Hub token comes from HF_TOKEN or
+    `hf auth login`; it is never printed or written.
     """
-    from glan_dataset.publishing.publish import publish_run
+    from glan_dataset import flows
 
-    publish_run(
+    flows.publish(
         run,
         to,
         license=license,
@@ -142,6 +166,8 @@ def publish_command(
         pretty_name=pretty_name,
         dry_run=dry_run,
         quiet=quiet,
+        allow_partial=allow_partial,
+        prices=price,
         **_hub_options(private, create_pr, revision),
     )
 
@@ -197,7 +223,7 @@ def build_command(
     With --dry-run the generation and decontamination still run (they are resumable); only the
     publish step writes nothing.
     """
-    from glan_dataset.publishing.build import build
+    from glan_dataset import flows
 
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio,
@@ -207,7 +233,7 @@ def build_command(
         base_url, concurrency, timeout, max_attempts, rpm, tpm, mode, cache_ignore_params, price, quiet
     )
     decontamination = _decontamination_settings(benchmarks, benchmark_file, require_all, no_hub, quiet)
-    build(
+    flows.build(
         out,
         settings,
         engine.config(),
@@ -239,9 +265,9 @@ def demo_command(
     Shows the run directory, the published repository layout and its card before you spend money
     on a real endpoint. Nothing here is real data.
     """
-    from glan_dataset.publishing.demo import run_demo
+    from glan_dataset import flows
 
-    run_demo(to, config=config, console=Console())
+    flows.demo(to, config=config, console=Console())
 
 
 def _decontamination_settings(

@@ -288,7 +288,7 @@ def propose(
     with _user_errors():
         seed = load_taxonomy(seed_taxonomy) if seed_taxonomy else None
         proposer = TaxonomyProposer(
-            ProposeSettings(model=model, samples=samples, fields=fields), engine, run_dir, PromptLibrary(prompts)
+            ProposeSettings(model=model, samples=samples, fields=fields), engine, run_dir, PromptLibrary(prompts, names=["taxonomy"])
         )
         taxonomy, report = asyncio.run(proposer.propose(seed))
         taxonomy.save(out)

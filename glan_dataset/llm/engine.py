@@ -31,7 +31,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Ma
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console, RenderableType
 
@@ -73,6 +73,7 @@ _MISSING_ENDPOINT = (
     "or pass --base-url"
 )
 _MAX_REASON = 500
+T = TypeVar("T")  # what LLMEngine.map pairs with each request
 
 
 class _Retry(Exception):
@@ -295,6 +296,36 @@ class LLMEngine:
         finally:
             self.flush()  # before the caller's loop ends: what it has seen is on disk
             self._progress.end_stage(stats)
+
+    async def map(
+        self,
+        pairs: Iterable[tuple[T, ChatRequest]] | AsyncIterable[tuple[T, ChatRequest]],
+        *,
+        stage: str,
+        total: int | None = None,
+    ) -> AsyncIterator[tuple[T, ChatResult | ChatFailure]]:
+        """:meth:`stream` for (source, request) pairs: yield each outcome with its own source (any order).
+        Pairs are pulled as lazily as ``stream`` pulls requests; a source is held only while its request
+        is in flight. Request keys must be unique among the requests in flight."""
+        waiting: dict[str, T] = {}
+
+        async def requests() -> AsyncIterator[ChatRequest]:
+            if isinstance(pairs, AsyncIterable):
+                async for source, request in pairs:
+                    hold(source, request)
+                    yield request
+            else:
+                for source, request in pairs:
+                    hold(source, request)
+                    yield request
+
+        def hold(source: T, request: ChatRequest) -> None:
+            if request.key in waiting:
+                raise ValueError(f"two requests in flight share the key {request.key!r}; give each unit its own key")
+            waiting[request.key] = source
+
+        async for outcome in self.stream(requests(), stage=stage, total=total):
+            yield waiting.pop(outcome.key), outcome
 
     async def _stream_online(
         self, requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest], stage: str, stats: StageStats

@@ -8,7 +8,8 @@ Public API::
 Modules, in the order a publish uses them: ``split`` (GLAN-Test), ``layout`` (shards, configs,
 dataset_info), ``releases`` (changelog), ``chart``, ``card`` (README from ``dataset_card/``),
 ``targets`` (plan + local folder; the protocol the Hub target implements), ``hub``, ``publish``
-(orchestration), ``build`` (generate + decontaminate + publish) and ``demo``.
+(orchestration of a publish). Generate + decontaminate + publish (``build``) and the demo are flows
+(``glan_dataset.flows``): this package never imports generation.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from glan_dataset.publishing.targets import (
     RemoteFile,
     parse_target,
     plan_publish,
+    preflight,
 )
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "RemoteFile",
     "parse_target",
     "plan_publish",
+    "preflight",
     "publish_run",
 ]
 

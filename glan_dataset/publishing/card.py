@@ -61,6 +61,9 @@ class CardInputs:
     demo: bool = False
     chart_path: str = CHART_PATH
     extra_tags: list[str] = field(default_factory=list)
+    leaderboard: list[dict[str, Any]] = field(default_factory=list)  # glan_dataset.evaluation.leaderboard_rows
+    missing: dict[str, Any] | None = None
+    """``publish.MissingData`` as a dict when published with ``--allow-partial`` and something is missing."""
 
 
 def template_dir() -> Path:
@@ -154,6 +157,20 @@ def card_context(inputs: CardInputs) -> dict[str, Any]:
         "split": _split(staged),
         "releases": [_release_row(r) for r in inputs.releases],
         "extra": (inputs.extra or "").strip() or None,
+        "leaderboard": inputs.leaderboard,
+        "missing": _missing(inputs.missing),
+    }
+
+
+def _missing(missing: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The "missing from this release" section: disciplines without records, incomplete ones with counts."""
+    if not missing:
+        return None
+    incomplete = missing.get("incomplete") or {}
+    return {
+        "no_records": list(missing.get("no_records") or []),
+        "incomplete": [{"name": name, "failed": int(n)} for name, n in sorted(incomplete.items())],
+        "outstanding_failures": int(missing.get("outstanding_failures") or 0),
     }
 
 
@@ -323,12 +340,15 @@ def _decontamination(report: dict[str, Any] | None, published: set[str]) -> dict
 
 def _split(staged: StagedData) -> dict[str, Any]:
     removed = {name: d.near_duplicates_removed for name, d in staged.disciplines.items()}
+    cross = {name: d.cross_discipline_removed for name, d in staged.disciplines.items()}
     return {
         "test_per_discipline": staged.test_per_discipline,
         "seed": staged.seed,
         "threshold": int(NEAR_DUPLICATE_THRESHOLD),
         "removed": sum(removed.values()),
         "removed_by_discipline": [(k, v) for k, v in sorted(removed.items()) if v],
+        "cross_removed": sum(cross.values()),
+        "cross_removed_by_discipline": [(k, v) for k, v in sorted(cross.items()) if v],
     }
 
 
@@ -340,6 +360,8 @@ def _release_row(release: Release) -> dict[str, Any]:
         parts.append(shown + (f" and {len(changed) - 8} more" if len(changed) > 8 else ""))
     if release.disciplines_removed:
         parts.append("removed " + ", ".join(f"`{c}`" for c in release.disciplines_removed))
+    if release.partial:
+        parts.append("**partial** (see *Missing from this release*)" if release.missing else "**partial**")
     return {**release.model_dump(), "changed_text": "; ".join(parts) or "-"}
 
 

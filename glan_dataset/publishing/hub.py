@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from glan_dataset.errors import GlanError, UsageError
 from glan_dataset.publishing.targets import PublishPlan, PublishResult, RemoteFile
@@ -213,6 +213,54 @@ class HubTarget:
             return None
         return response.content
 
+    # -- checking before any work -------------------------------------------------------------
+
+    def preflight(self, tag: str | None = None) -> None:
+        """Check, before anything is generated or uploaded, that this publish can succeed.
+
+        The token is there and accepted, it may write to the repo (or create it in its namespace),
+        the branch is not a tag, and ``tag`` is free (or already names the branch head: a rerun of
+        a release that landed). Raises one-line errors; writes nothing.
+        """
+        if tag is not None:
+            _check_ref_name(tag, "--tag")
+            if self.create_pr:
+                raise UsageError(
+                    "--tag cannot be used with --create-pr: merge the pull request, then tag the merged commit"
+                )
+        api = self._client(write=True)
+        with _hub_errors(self, "checking"):
+            self._check_write_access(api.whoami())
+            refs = self._refs(api, with_tag_targets=True)
+        if refs is None:
+            return  # created by the publish, in a namespace the token may write to
+        branches, tags = refs
+        if self.branch in tags and self.branch not in branches:
+            raise UsageError(f"--revision {self.branch!r} is a tag on {self.description}, not a branch")
+        head = branches.get(self.branch) or branches.get(DEFAULT_BRANCH)
+        if tag is not None and tag in tags and tags[tag] != head:
+            raise UsageError(f"tag {tag!r} already exists on {self.description}; choose a new --tag")
+
+    def _check_write_access(self, me: dict[str, Any]) -> None:
+        """What whoami says about the token: refuse a read-only token or a namespace it cannot write to."""
+        namespace = self.repo_id.split("/", 1)[0]
+        token = (me.get("auth") or {}).get("accessToken") or {}
+        if token.get("role") == "read":
+            raise HubAuthError(
+                f"the Hugging Face token is read-only: it cannot publish to {self.description}; "
+                f"{LOGIN_HINT} with a write token"
+            )
+        if namespace == me.get("name"):
+            return
+        orgs = {org.get("name"): org for org in me.get("orgs") or [] if isinstance(org, dict)}
+        org = orgs.get(namespace)
+        if org is None or org.get("roleInOrg") == "read":
+            why = "is not a member of" if org is None else "has read-only access to"
+            raise HubAuthError(
+                f"the Hugging Face account {me.get('name', '?')!r} {why} {namespace!r}: it cannot publish to "
+                f"{self.description}; use a token with write access to {namespace}"
+            )
+
     # -- writing ----------------------------------------------------------------------------
 
     def publish(
@@ -250,12 +298,15 @@ class HubTarget:
 
         api = self._client(write=True)
         with _hub_errors(self, "publishing to"):
-            refs = self._refs(api)
+            refs = self._refs(api, with_tag_targets=True)
             if refs is None:  # a new repo: nothing to check, create it (with its initial commit)
                 api.create_repo(self.repo_id, repo_type="dataset", private=self.private, exist_ok=True)
-                refs = self._refs(api) or ({}, set())
+                refs = self._refs(api, with_tag_targets=True) or ({}, {})
             branches, tags = refs
             if tag is not None and tag in tags:
+                if plan.is_empty and tags[tag] == branches.get(self.branch):
+                    result.commit = tags[tag]  # this release landed and was tagged already (a rerun)
+                    return result
                 raise UsageError(f"tag {tag!r} already exists on {self.description}; choose a new --tag")
             if self.branch in tags and self.branch not in branches:
                 raise UsageError(f"--revision {self.branch!r} is a tag on {self.description}, not a branch")
@@ -303,15 +354,18 @@ class HubTarget:
             self._listed, self._listed_head, self._content = True, commit, {}
         return result
 
-    def _refs(self, api: HfApi) -> tuple[dict[str, str], set[str]] | None:
-        """(branch -> head commit, tag names) of the repo, or ``None`` if it does not exist."""
+    def _refs(self, api: HfApi, *, with_tag_targets: bool = False) -> tuple[dict[str, str], Any] | None:
+        """(branch -> head commit, tag names; or tag -> commit) of the repo, or ``None`` if it does not exist."""
         from huggingface_hub.errors import RepositoryNotFoundError
 
         try:
             refs = api.list_repo_refs(self.repo_id, repo_type="dataset")
         except RepositoryNotFoundError:
             return None
-        return {ref.name: ref.target_commit for ref in refs.branches}, {ref.name for ref in refs.tags}
+        branches = {ref.name: ref.target_commit for ref in refs.branches}
+        if with_tag_targets:
+            return branches, {ref.name: ref.target_commit for ref in refs.tags}
+        return branches, {ref.name for ref in refs.tags}
 
     def _stale(self, head: str | None = None) -> HubConflictError:
         seen = (self._listed_head or "?")[:8]

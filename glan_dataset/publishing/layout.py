@@ -2,12 +2,15 @@
 
 What ``load_dataset`` sees (DESIGN.md section 5)::
 
-    data/<discipline>/<split>-00000-of-0000N.parquet
+    data/<discipline>/<split>-00000-of-0000N-<digest>.parquet
     README.md          configs (all / field / sub-field / discipline) + dataset_info, written by card.py
     taxonomy.yaml, decontamination_report.json
 
 Every config points at discipline folders with globs, so a field's rows are its disciplines' files:
-nothing is stored twice. Shards are written with fixed writer settings so the same rows always give
+nothing is stored twice. A shard's name ends with a digest of its split's content, and every glob
+names that digest: a card only ever matches the shards it was written for, so a reader that read the
+previous card while a new release lands still loads exactly the previous rows (see targets.py), and an
+unchanged discipline keeps its names (nothing to upload). Shards are written with fixed writer settings so the same rows always give
 byte-identical files; the publish plan compares sha256, so an unchanged discipline is never
 re-uploaded.
 """
@@ -15,6 +18,7 @@ re-uploaded.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import shutil
@@ -31,6 +35,8 @@ from glan_dataset.publishing.split import DisciplineSplit
 DEFAULT_MAX_SHARD_SIZE = "500MB"
 MAX_ROW_GROUP_BYTES = 100 * 10**6
 """Uncompressed bytes per row group, as ``datasets`` does: the dataset viewer reads one row group per page."""
+SHARD_DIGEST_CHARS = 10
+"""Hex digits of the split digest in shard names (40 bits: collisions within one discipline are moot)."""
 CDC_OPTIONS = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "norm_level": 0}
 """Parquet content-defined chunking (the ``datasets`` default): an edited shard shares most of its
 pages with the old one, so Xet storage on the Hub only uploads the changed chunks."""
@@ -93,6 +99,7 @@ class DisciplineData:
     subfield: str
     shards: dict[str, list[ShardInfo]]
     near_duplicates_removed: int = 0
+    cross_discipline_removed: int = 0
 
     def num_examples(self, split: str) -> int:
         return sum(s.num_examples for s in self.shards.get(split, []))
@@ -120,23 +127,27 @@ def record_arrow_table(frame: pl.DataFrame) -> Any:
 def write_split_shards(
     frame: pl.DataFrame, out_dir: Path, rel_dir: str, split: str, max_shard_size: int
 ) -> list[ShardInfo]:
-    """Write one split as ``<split>-XXXXX-of-NNNNN.parquet`` shards of at most ~``max_shard_size``
-    uncompressed bytes each (contiguous row ranges, as ``push_to_hub`` does)."""
+    """Write one split as ``<split>-XXXXX-of-NNNNN-<digest>.parquet`` shards of at most ~``max_shard_size``
+    uncompressed bytes each (contiguous row ranges, as ``push_to_hub`` does).
+
+    ``<digest>`` is a hash of every shard of the split: same rows, same names; other rows, other names.
+    """
     import pyarrow.parquet as pq
 
     table = record_arrow_table(frame)
     total = table.nbytes
     num_shards = max(1, min(table.num_rows, int(total / max_shard_size) + 1))
     out_dir.mkdir(parents=True, exist_ok=True)
-    shards: list[ShardInfo] = []
+    written: list[tuple[str, Path, int, int]] = []
+    digest = hashlib.sha256()
     div, mod = divmod(table.num_rows, num_shards)
     start = 0
     for index in range(num_shards):
         length = div + (1 if index < mod else 0)
         part = table.slice(start, length)
         start += length
-        name = f"{split}-{index:05d}-of-{num_shards:05d}.parquet"
-        path = out_dir / name
+        name = f"{split}-{index:05d}-of-{num_shards:05d}"
+        path = out_dir / f".{name}.partial"
         row_group = max(1, part.num_rows * MAX_ROW_GROUP_BYTES // part.nbytes) if part.nbytes else 1
         pq.write_table(
             part,
@@ -146,8 +157,24 @@ def write_split_shards(
             use_content_defined_chunking=CDC_OPTIONS,
             write_page_index=True,
         )
-        shards.append(ShardInfo(f"{rel_dir}/{name}", part.num_rows, part.nbytes, path.stat().st_size))
+        with open(path, "rb") as handle:  # streamed: a shard can be hundreds of MB
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+        written.append((name, path, part.num_rows, part.nbytes))
+    suffix = digest.hexdigest()[:SHARD_DIGEST_CHARS]
+    shards: list[ShardInfo] = []
+    for name, path, rows, nbytes in written:
+        final = out_dir / f"{name}-{suffix}.parquet"
+        path.replace(final)
+        shards.append(ShardInfo(f"{rel_dir}/{final.name}", rows, nbytes, final.stat().st_size))
     return shards
+
+
+def split_glob(shards: list[ShardInfo]) -> str:
+    """The glob matching exactly these shards of one split: ``data/<d>/<split>-*-<digest>.parquet``."""
+    first = shards[0].path
+    folder, name = first.rsplit("/", 1)
+    split, digest = name.split("-", 1)[0], name.rsplit("-", 1)[1].removesuffix(".parquet")
+    return f"{folder}/{split}-*-{digest}.parquet"
 
 
 def write_discipline(split: DisciplineSplit, staging: Path, max_shard_size: int) -> DisciplineData:
@@ -165,7 +192,14 @@ def write_discipline(split: DisciplineSplit, staging: Path, max_shard_size: int)
         name: write_split_shards(frame, staging / rel_dir, rel_dir, name, max_shard_size)
         for name, frame in frames.items()
     }
-    return DisciplineData(split.discipline, field_slug, subfield_slug, shards, split.near_duplicates_removed)
+    return DisciplineData(
+        split.discipline,
+        field_slug,
+        subfield_slug,
+        shards,
+        split.near_duplicates_removed,
+        split.cross_discipline_removed,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,17 +281,17 @@ def build_configs(disciplines: list[DisciplineData], names: Names) -> list[Confi
 
 
 def config_data_files(config: ConfigSpec, data: dict[str, DisciplineData]) -> list[dict[str, Any]]:
-    """The ``data_files`` of a config: one glob per discipline folder and split that has shards."""
+    """The ``data_files`` of a config: one glob per discipline and split, naming the split's digest.
+
+    No ``data/*/...`` shortcut for ``all``: while a release lands, the folder may also hold the
+    previous release's shards, and a glob without the digest would read both.
+    """
     entries: list[dict[str, Any]] = []
     for split in SPLITS:
-        folders = [data[d].folder for d in config.disciplines if data[d].shards.get(split)]
-        if not folders:
+        globs = [split_glob(data[d].shards[split]) for d in config.disciplines if data[d].shards.get(split)]
+        if not globs:
             continue
-        if config.kind == "all" and len(folders) == len(data):
-            paths: str | list[str] = f"data/*/{split}-*"
-        else:
-            globs = [f"{folder}/{split}-*" for folder in folders]
-            paths = globs[0] if len(globs) == 1 else globs
+        paths: str | list[str] = globs[0] if len(globs) == 1 else globs
         entries.append({"split": split, "path": paths})
     return entries
 

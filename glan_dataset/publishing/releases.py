@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
+
+from glan_dataset.errors import UsageError
 
 RELEASES_FILE = "releases.json"
 
@@ -28,18 +31,28 @@ class Release(BaseModel):
     disciplines: int
     disciplines_changed: list[str] = Field(default_factory=list)
     disciplines_removed: list[str] = Field(default_factory=list)
+    partial: bool = False
+    """Published with ``--allow-partial``: ``missing`` says what the release lacks."""
+    missing: dict[str, Any] | None = None
 
 
-def load_releases(content: bytes | None) -> list[Release]:
-    """The releases recorded in a target's ``releases.json`` (empty if absent or unreadable)."""
-    if not content:
+def load_releases(content: bytes | None, *, source: str = RELEASES_FILE) -> list[Release]:
+    """The releases recorded in a target's ``releases.json`` (empty if absent).
+
+    A file that is there but cannot be read is refused (one line naming it): replacing it would
+    silently erase the dataset's history.
+    """
+    if content is None:
         return []
     try:
         raw = json.loads(content)
-        return [Release.model_validate(item) for item in raw.get("releases", [])]
-    except (ValueError, ValidationError, AttributeError):
-        # A hand-broken file must not block a release; the new file replaces it.
-        return []
+        return [Release.model_validate(item) for item in raw["releases"]]
+    except (ValueError, ValidationError, KeyError, TypeError) as error:
+        reason = type(error).__name__ if not isinstance(error, KeyError) else "no 'releases' list"
+        raise UsageError(
+            f"{source} is not a readable release history ({reason}): restore it from a backup or a tag, "
+            f"or delete it to start the history again"
+        ) from None
 
 
 def dump_releases(releases: list[Release]) -> bytes:
@@ -56,6 +69,7 @@ def next_release(
     disciplines: int,
     changed: list[str],
     removed: list[str],
+    missing: dict[str, Any] | None = None,
     today: str | None = None,
 ) -> Release:
     """The entry for this publish; its version is the tag, else the next ``r<N>``."""
@@ -70,4 +84,6 @@ def next_release(
         disciplines=disciplines,
         disciplines_changed=sorted(changed),
         disciplines_removed=sorted(removed),
+        partial=missing is not None,
+        missing=missing,
     )

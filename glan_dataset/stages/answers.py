@@ -1,43 +1,69 @@
-"""Stage 5: an answer per question from the answer model, and the published record."""
+"""Step 4: an answer per question from the answer model, and the published record."""
 
 from __future__ import annotations
 
-from glan_dataset.llm import ChatRequest
-from glan_dataset.prompts import PromptLibrary
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from glan_dataset.llm import ChatRequest, ChatResult
 from glan_dataset.records import Message, QuestionRow, Record
-from glan_dataset.settings import GenerationSettings
-from glan_dataset.stages.base import unit_key
+from glan_dataset.settings import GenerationSettings, SamplingParams
+from glan_dataset.stages.base import Reject, Step, StepContext, filler
+from glan_dataset.stages.questions import QuestionsStep
 
 
-def answer_request(question: QuestionRow, settings: GenerationSettings, prompts: PromptLibrary) -> ChatRequest:
-    sampling = settings.answer_sampling
-    return ChatRequest(
-        key=unit_key(question.discipline, "answer", question.id),
-        stage="answer",
-        model=settings.answer_model,
-        messages=prompts.render("answer", question=question.question),
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        max_tokens=sampling.max_tokens,
-    )
+class AnswersStep(Step[QuestionRow]):
+    """One answer per question of ``questions`` (answer model and sampling); writes the records."""
+
+    name = "answer"
+    prompt = "answer"
+    typical_completion_tokens = 500
+    reads = "questions"
+    writes = "records"
+    source_model = QuestionRow
+    row_model = Record
+
+    def model(self, settings: GenerationSettings) -> str:
+        return settings.answer_model
+
+    def sampling(self, settings: GenerationSettings) -> SamplingParams:
+        return settings.answer_sampling
+
+    def fingerprint(self, context: StepContext) -> dict[str, Any]:
+        s = context.settings
+        # every record carries the prompt version of the whole chain, so the chain's version is an input
+        return {"answer_model": s.answer_model, "answer": s.answer_sampling, "prompt_version": context.prompt_version}
+
+    def row_id(self, row: Record) -> str:
+        return row.id
+
+    def requests(
+        self, context: StepContext, sources: Iterable[QuestionRow]
+    ) -> Iterator[tuple[QuestionRow, ChatRequest]]:
+        for question in sources:
+            yield (
+                question,
+                self.request(
+                    context, question.id, messages=context.prompts.render(self.prompt, question=question.question)
+                ),
+            )
+
+    def parse(self, context: StepContext, source: QuestionRow, result: ChatResult) -> Record | Reject:
+        answer = result.text.strip()
+        if not answer:
+            return Reject("the model returned an empty answer")
+        return make_record(source, answer, result.model or self.model(context.settings), context.prompt_version)
+
+    def plan_messages(self, context: StepContext) -> list[dict[str, str]]:
+        return context.prompts.render(self.prompt, question=filler(QuestionsStep.typical_completion_tokens))
 
 
 def make_record(question: QuestionRow, answer: str, answer_model: str, prompt_version: str) -> Record:
+    """The question row's provenance columns carried over as they are, plus what the answer step adds."""
     return Record(
-        id=question.id,
-        field=question.field,
-        subfield=question.subfield,
-        discipline=question.discipline,
-        subject=question.subject,
-        level=question.level,
-        subtopics=question.subtopics,
-        sessions=question.sessions,
-        key_concepts=question.key_concepts,
-        strategy=question.strategy,
-        question=question.question,
+        **question.model_dump(include=set(Record.model_fields)),
         answer=answer,
         messages=[Message(role="user", content=question.question), Message(role="assistant", content=answer)],
-        question_model=question.question_model,
         answer_model=answer_model,
         prompt_version=prompt_version,
     )

@@ -1,11 +1,36 @@
-"""What every stage shares: the discipline it works on and how its LLM units are keyed."""
+"""The step contract: what one LLM stage declares, so the pipeline can run it with one generic loop.
+
+A :class:`Call` is one LLM call per source item: ``requests(context, sources)`` pairs each source
+with its request, ``parse(context, source, result)`` turns the reply into the next item (or
+``None``: nothing to keep, or :class:`Reject`: a failed unit, retried by the next run). A
+:class:`Step` is a call that also owns a stage file: what it reads and writes, its row model, its
+fingerprint inputs, and optional follow-up calls made on its results (free text first, then a
+conversion to JSON). The engine hands every outcome back paired with its source (``LLMEngine.map``),
+so a step never parses keys and never keeps a side table.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from pydantic import BaseModel
+
+from glan_dataset.llm import ChatRequest, ChatResult
+from glan_dataset.prompts import PromptLibrary
 from glan_dataset.records import DisciplineRef
+from glan_dataset.settings import GenerationSettings, SamplingParams
+
+if TYPE_CHECKING:
+    from glan_dataset.stages.store import StageStore
+
+SourceT = TypeVar("SourceT")
+OutT = TypeVar("OutT")
+
+# Rough size of English text in tokens: for ``glan plan`` estimates only.
+TOKENS_PER_WORD = 1.35
 
 
 @dataclass(frozen=True)
@@ -36,10 +61,145 @@ class DisciplineContext:
         }
 
 
+@dataclass(frozen=True)
+class StepContext:
+    """What a step sees while it works on one discipline."""
+
+    node: DisciplineContext
+    settings: GenerationSettings
+    prompts: PromptLibrary
+    prompt_version: str  # combined version of this step's templates and every earlier step's
+
+    @property
+    def slug(self) -> str:
+        return self.node.slug
+
+    def render(self, prompt: str, **values: Any) -> list[dict[str, str]]:
+        """Render a template with the taxonomy node (discipline, subfield, field) and ``values``."""
+        return self.prompts.render(prompt, **values, **self.node.prompt_context())
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A reply that gives no row and counts as a failed unit: listed in failures.jsonl with ``reason``,
+    its stage file is marked incomplete, and the next run asks again."""
+
+    reason: str
+
+
 def unit_key(discipline: str, step: str, *parts: object) -> str:
-    """Key of one LLM unit; the discipline comes first so outcomes can be grouped by discipline."""
+    """Name of one LLM unit in failures.jsonl and batch state (never parsed back: outcomes come paired)."""
     return "/".join([discipline, step, *(str(part) for part in parts)])
 
 
-def discipline_of(key: str) -> str:
-    return key.split("/", 1)[0]
+def filler(tokens: int) -> str:
+    """Placeholder text of about ``tokens`` tokens, for rendering representative prompts in ``glan plan``."""
+    return " ".join(["word"] * int(tokens / TOKENS_PER_WORD))
+
+
+class Call(ABC, Generic[SourceT, OutT]):
+    """One LLM call per source item.
+
+    Class attributes: ``name`` names the call everywhere (engine stage, progress row, usage and cost
+    key, failures.jsonl, ``glan plan`` row); ``prompt`` is its template; ``max_tokens`` its budget when
+    the settings' sampling gives none; ``typical_completion_tokens`` what ``glan plan`` assumes.
+    """
+
+    name: ClassVar[str]
+    prompt: ClassVar[str]
+    max_tokens: ClassVar[int | None] = None
+    typical_completion_tokens: ClassVar[int]
+
+    def model(self, settings: GenerationSettings) -> str:
+        return settings.model
+
+    def sampling(self, settings: GenerationSettings) -> SamplingParams:
+        return settings.generation_sampling
+
+    @abstractmethod
+    def requests(self, context: StepContext, sources: Iterable[SourceT]) -> Iterator[tuple[SourceT, ChatRequest]]:
+        """Each source with the request asked for it (lazily: sources may be millions of rows)."""
+
+    @abstractmethod
+    def parse(self, context: StepContext, source: SourceT, result: ChatResult) -> OutT | Reject | None:
+        """What a successful reply makes of its source; ``None`` keeps nothing, ``Reject`` is a failure."""
+
+    @abstractmethod
+    def plan_messages(self, context: StepContext) -> list[dict[str, str]]:
+        """The prompt rendered with representative content, for ``glan plan``'s token estimate."""
+
+    def request(
+        self,
+        context: StepContext,
+        *key_parts: object,
+        messages: list[dict[str, str]],
+        sample_index: int = 0,
+        response_model: type[BaseModel] | None = None,
+    ) -> ChatRequest:
+        """A request with this call's model and sampling (the cache key is derived from its content)."""
+        sampling = self.sampling(context.settings)
+        return ChatRequest(
+            key=unit_key(context.slug, self.name, *key_parts),
+            stage=self.name,
+            model=self.model(context.settings),
+            messages=messages,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens if sampling.max_tokens is not None else self.max_tokens,
+            sample_index=sample_index,
+            response_model=response_model,
+        )
+
+
+class Step(Call[SourceT, Any]):
+    """A call that owns a stage file per discipline (``RUN/<writes>/<discipline>.parquet``).
+
+    The step's own call runs on the rows of ``reads`` (or, with ``reads = None``, on what
+    :meth:`sources` makes from the taxonomy node); each call of :meth:`calls` after the first runs on
+    the previous call's results, in source order; :meth:`finish` turns the last call's results into
+    the rows written. Freshness: the file is reused while :meth:`fingerprint` (plus the taxonomy
+    node and the upstream file's identity, added by the pipeline) is unchanged and it is complete.
+    """
+
+    reads: ClassVar[str | None]
+    writes: ClassVar[str]
+    source_model: ClassVar[type[BaseModel] | None] = None  # the row model of ``reads``
+    row_model: ClassVar[type[BaseModel]]
+
+    def enabled(self, settings: GenerationSettings) -> bool:
+        """Whether this run makes the step at all (an optional step, e.g. a judge, says no when unset)."""
+        return True
+
+    def calls(self, settings: GenerationSettings) -> tuple[Call[Any, Any], ...]:
+        """This step's calls in order; by default the step's own call alone."""
+        return (self,)
+
+    def prompt_names(self, settings: GenerationSettings) -> tuple[str, ...]:
+        return tuple(call.prompt for call in self.calls(settings))
+
+    @abstractmethod
+    def fingerprint(self, context: StepContext) -> dict[str, Any]:
+        """Every input besides the taxonomy node and the upstream file that changes this step's rows."""
+
+    @abstractmethod
+    def row_id(self, row: Any) -> str:
+        """A written row's stable id (the stage file's digest, and so downstream freshness, uses it)."""
+
+    def sources(self, context: StepContext, store: StageStore) -> Iterator[Any]:
+        """The items of the first call: the rows of ``reads``, read only when the engine reaches this
+        discipline (a few disciplines are in memory at a time, whatever the run's size)."""
+        if self.reads is None or self.source_model is None:
+            raise NotImplementedError(f"step {self.writes} reads no stage file: override sources()")
+        yield from store.read(self.reads, context.slug, self.source_model)
+
+    def units(self, settings: GenerationSettings, upstream_rows: int) -> int:
+        """Calls of each kind for a discipline with ``upstream_rows`` input rows (progress and plan)."""
+        return upstream_rows
+
+    def planned_rows(self, settings: GenerationSettings, units: int) -> int:
+        """Rows a discipline typically gets from ``units`` calls (``glan plan``)."""
+        return units
+
+    def finish(self, context: StepContext, results: list[Any]) -> list[BaseModel]:
+        """The rows to write from the last call's results in source order (e.g. de-duplication)."""
+        return results

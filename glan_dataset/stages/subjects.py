@@ -1,59 +1,105 @@
-"""Stage 2: the subjects of a discipline.
+"""Step 1: the subjects of a discipline, in two calls.
 
-The paper samples the subject list several times at T=1 (free text: format instructions hurt
-quality), converts each sample to structure in a second call, and de-duplicates the union.
+The paper samples the subject list several times at T=1 as free text (format instructions hurt
+quality), converts each sample to structure in a second call, and de-duplicates the union. So the
+step's own call asks for ``subject_samples`` free-text lists of the taxonomy node (sources: the
+sample indices), its follow-up :class:`SubjectConversion` converts each text that came back, and
+:meth:`SubjectsStep.finish` de-duplicates the converted lists in sample order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 from rapidfuzz import fuzz, process
 
-from glan_dataset.llm import ChatRequest
-from glan_dataset.prompts import PromptLibrary
+from glan_dataset.llm import ChatRequest, ChatResult
 from glan_dataset.records import SubjectList, SubjectRow, subject_id
-from glan_dataset.settings import GenerationSettings
-from glan_dataset.stages.base import DisciplineContext, unit_key
+from glan_dataset.settings import GenerationSettings, SamplingParams
+from glan_dataset.stages.base import Call, DisciplineContext, Step, StepContext, filler
+from glan_dataset.stages.store import StageStore
 from glan_dataset.text import normalize
 
 # Two subject names this similar (token-sorted, 0-100) are the same subject.
 DUPLICATE_SUBJECT_SCORE = 90.0
+# Distinct subjects one free-text sample contributes, before the --max-subjects cap (glan plan).
+SUBJECTS_PER_SAMPLE = 15
 
 
-def subject_list_requests(
-    context: DisciplineContext, settings: GenerationSettings, prompts: PromptLibrary
-) -> list[ChatRequest]:
-    """``subject_samples`` free-text subject lists: the same prompt, distinct sample indices."""
-    messages = prompts.render("subjects", **context.prompt_context())
-    sampling = settings.generation_sampling
-    return [
-        ChatRequest(
-            key=unit_key(context.slug, "subjects", index),
-            stage="subjects",
-            model=settings.model,
-            messages=messages,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_tokens=sampling.max_tokens,
-            sample_index=index,
-        )
-        for index in range(settings.subject_samples)
-    ]
+class SubjectConversion(Call[tuple[int, str], SubjectList]):
+    """A free-text subject list converted to a ``SubjectList`` (JSON-schema response format)."""
+
+    name = "subjects_to_json"
+    prompt = "subjects_to_json"
+    typical_completion_tokens = 1_000
+
+    def sampling(self, settings: GenerationSettings) -> SamplingParams:
+        return settings.conversion_sampling
+
+    def requests(
+        self, context: StepContext, sources: Iterable[tuple[int, str]]
+    ) -> Iterator[tuple[tuple[int, str], ChatRequest]]:
+        for sample, text in sources:
+            messages = context.render(self.prompt, text=text)
+            yield (sample, text), self.request(context, sample, messages=messages, response_model=SubjectList)
+
+    def parse(self, context: StepContext, source: tuple[int, str], result: ChatResult) -> SubjectList | None:
+        return result.parsed if isinstance(result.parsed, SubjectList) else None
+
+    def plan_messages(self, context: StepContext) -> list[dict[str, str]]:
+        return context.render(self.prompt, text=filler(SubjectsStep.typical_completion_tokens))
 
 
-def subject_conversion_request(
-    context: DisciplineContext, sample: int, text: str, settings: GenerationSettings, prompts: PromptLibrary
-) -> ChatRequest:
-    sampling = settings.conversion_sampling
-    return ChatRequest(
-        key=unit_key(context.slug, "subjects_to_json", sample),
-        stage="subjects_to_json",
-        model=settings.model,
-        messages=prompts.render("subjects_to_json", text=text, **context.prompt_context()),
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        max_tokens=sampling.max_tokens,
-        response_model=SubjectList,
-    )
+class SubjectsStep(Step[int]):
+    """``subject_samples`` free-text lists (same prompt, distinct sample indices), converted, de-duplicated."""
+
+    name = "subjects"
+    prompt = "subjects"
+    typical_completion_tokens = 1_200
+    reads = None
+    writes = "subjects"
+    row_model = SubjectRow
+
+    def calls(self, settings: GenerationSettings) -> tuple[Call[Any, Any], ...]:
+        return (self, SubjectConversion())
+
+    def fingerprint(self, context: StepContext) -> dict[str, Any]:
+        s = context.settings
+        return {
+            "model": s.model,
+            "generation": s.generation_sampling,
+            "conversion": s.conversion_sampling,
+            "samples": s.subject_samples,
+            "max_subjects": s.max_subjects,
+            "prompts": [context.prompts[name].version for name in self.prompt_names(s)],
+        }
+
+    def row_id(self, row: SubjectRow) -> str:
+        return row.subject_id
+
+    def sources(self, context: StepContext, store: StageStore) -> Iterator[int]:
+        yield from range(context.settings.subject_samples)
+
+    def units(self, settings: GenerationSettings, upstream_rows: int) -> int:
+        return settings.subject_samples
+
+    def planned_rows(self, settings: GenerationSettings, units: int) -> int:
+        return min(settings.max_subjects, SUBJECTS_PER_SAMPLE * units)
+
+    def requests(self, context: StepContext, sources: Iterable[int]) -> Iterator[tuple[int, ChatRequest]]:
+        messages = context.render(self.prompt)
+        for sample in sources:
+            yield sample, self.request(context, sample, messages=messages, sample_index=sample)
+
+    def parse(self, context: StepContext, source: int, result: ChatResult) -> tuple[int, str]:
+        return source, result.text
+
+    def plan_messages(self, context: StepContext) -> list[dict[str, str]]:
+        return context.render(self.prompt)
+
+    def finish(self, context: StepContext, results: list[Any]) -> list[SubjectRow]:
+        return dedupe_subjects(context.node, results, context.settings.max_subjects)
 
 
 def dedupe_subjects(context: DisciplineContext, samples: list[SubjectList], max_subjects: int) -> list[SubjectRow]:

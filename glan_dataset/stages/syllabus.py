@@ -1,49 +1,87 @@
-"""Stage 3: a syllabus per subject, free text first, then converted to class sessions with key concepts."""
+"""Step 2: a syllabus per subject, in two calls.
+
+As in the paper, the step's own call asks for the syllabus as free text (one call per subject) and
+its follow-up :class:`SyllabusConversion` converts that text into class sessions with key concepts
+(JSON-schema response format). A subject whose converted syllabus has no session with a key
+concept gives no row (there is nothing to ask questions about); that is not a failure.
+"""
 
 from __future__ import annotations
 
-from glan_dataset.llm import ChatRequest
-from glan_dataset.prompts import PromptLibrary
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from glan_dataset.llm import ChatRequest, ChatResult
 from glan_dataset.records import ClassSession, SubjectRow, Syllabus, SyllabusRow
-from glan_dataset.settings import GenerationSettings
-from glan_dataset.stages.base import DisciplineContext, unit_key
+from glan_dataset.settings import GenerationSettings, SamplingParams
+from glan_dataset.stages.base import Call, Step, StepContext, filler
 
 
-def syllabus_request(
-    context: DisciplineContext, subject: SubjectRow, settings: GenerationSettings, prompts: PromptLibrary
-) -> ChatRequest:
-    sampling = settings.generation_sampling
-    return ChatRequest(
-        key=unit_key(context.slug, "syllabus", subject.subject_id),
-        stage="syllabus",
-        model=settings.model,
-        messages=prompts.render(
-            "syllabus",
-            subject=subject.subject,
-            level=subject.level,
-            subtopics=subject.subtopics,
-            **context.prompt_context(),
-        ),
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        max_tokens=sampling.max_tokens,
-    )
+class SyllabusConversion(Call[tuple[SubjectRow, str], SyllabusRow]):
+    """A free-text syllabus converted to a ``Syllabus``; the row keeps both."""
+
+    name = "syllabus_to_json"
+    prompt = "syllabus_to_json"
+    typical_completion_tokens = 1_400
+
+    def sampling(self, settings: GenerationSettings) -> SamplingParams:
+        return settings.conversion_sampling
+
+    def requests(
+        self, context: StepContext, sources: Iterable[tuple[SubjectRow, str]]
+    ) -> Iterator[tuple[tuple[SubjectRow, str], ChatRequest]]:
+        for subject, text in sources:
+            messages = context.render(self.prompt, subject=subject.subject, text=text)
+            yield (subject, text), self.request(context, subject.subject_id, messages=messages, response_model=Syllabus)
+
+    def parse(self, context: StepContext, source: tuple[SubjectRow, str], result: ChatResult) -> SyllabusRow | None:
+        if not isinstance(result.parsed, Syllabus):
+            return None
+        subject, text = source
+        return syllabus_row(subject, text, result.parsed)
+
+    def plan_messages(self, context: StepContext) -> list[dict[str, str]]:
+        return context.render(self.prompt, subject="Subject name", text=filler(SyllabusStep.typical_completion_tokens))
 
 
-def syllabus_conversion_request(
-    context: DisciplineContext, subject: SubjectRow, text: str, settings: GenerationSettings, prompts: PromptLibrary
-) -> ChatRequest:
-    sampling = settings.conversion_sampling
-    return ChatRequest(
-        key=unit_key(context.slug, "syllabus_to_json", subject.subject_id),
-        stage="syllabus_to_json",
-        model=settings.model,
-        messages=prompts.render("syllabus_to_json", subject=subject.subject, text=text, **context.prompt_context()),
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        max_tokens=sampling.max_tokens,
-        response_model=Syllabus,
-    )
+class SyllabusStep(Step[SubjectRow]):
+    """One free-text syllabus per subject of ``subjects``, then its conversion."""
+
+    name = "syllabus"
+    prompt = "syllabus"
+    typical_completion_tokens = 1_500
+    reads = "subjects"
+    writes = "syllabi"
+    source_model = SubjectRow
+    row_model = SyllabusRow
+
+    def calls(self, settings: GenerationSettings) -> tuple[Call[Any, Any], ...]:
+        return (self, SyllabusConversion())
+
+    def fingerprint(self, context: StepContext) -> dict[str, Any]:
+        s = context.settings
+        return {
+            "model": s.model,
+            "generation": s.generation_sampling,
+            "conversion": s.conversion_sampling,
+            "prompts": [context.prompts[name].version for name in self.prompt_names(s)],
+        }
+
+    def row_id(self, row: SyllabusRow) -> str:
+        return row.subject_id
+
+    def requests(self, context: StepContext, sources: Iterable[SubjectRow]) -> Iterator[tuple[SubjectRow, ChatRequest]]:
+        for subject in sources:
+            messages = context.render(
+                self.prompt, subject=subject.subject, level=subject.level, subtopics=subject.subtopics
+            )
+            yield subject, self.request(context, subject.subject_id, messages=messages)
+
+    def parse(self, context: StepContext, source: SubjectRow, result: ChatResult) -> tuple[SubjectRow, str]:
+        return source, result.text
+
+    def plan_messages(self, context: StepContext) -> list[dict[str, str]]:
+        return context.render(self.prompt, subject="Subject name", level="undergraduate", subtopics=["a", "b", "c"])
 
 
 def syllabus_row(subject: SubjectRow, text: str, syllabus: Syllabus) -> SyllabusRow | None:

@@ -350,7 +350,12 @@ def _read_text(path: str | os.PathLike[str] | None) -> tuple[str, str]:
         return resources.files("glan_dataset").joinpath("data", "taxonomy.yaml").read_text("utf-8"), str(
             DEFAULT_TAXONOMY_PATH
         )
-    return Path(path).read_text(encoding="utf-8"), str(path)
+    try:
+        return Path(path).read_text(encoding="utf-8"), str(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        raise TaxonomyError(
+            f"cannot read the taxonomy file {path}: {exc.strerror or exc}; check the path"
+        ) from None
 
 
 def _parse(text: str) -> tuple[Any, list[ValidationIssue]]:
@@ -381,7 +386,7 @@ def load_taxonomy(path: str | os.PathLike[str] | None = None) -> Taxonomy:
     """Load and validate a taxonomy file (None: the packaged default).
 
     Raises TaxonomyValidationError (one line: the first issue with file:line, and the count of
-    the others) for content problems, OSError if the file cannot be read.
+    the others) for content problems, TaxonomyError if the file cannot be read.
     """
     try:
         text, display = _read_text(path)

@@ -90,7 +90,14 @@ def _column_letter(index: int) -> str:
 
 def _read_rows(path: Path) -> list[list[str]]:
     """Rows of a CSV sheet; a BOM and ``;`` or tab delimiters (spreadsheet exports) are accepted."""
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:  # a spreadsheet's native file (xlsx, ods) or another binary file
+        raise ReviewSheetError(
+            [SheetProblem(file=str(path), row=1, column="id", message="not a CSV text file; export the sheet as CSV (UTF-8)")]
+        )
     header = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=header.count)
     return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))

@@ -251,6 +251,14 @@ class FakeHub:
         self.requests: list[RecordedRequest] = []
         self.unhandled: list[str] = []
         self.blocked_connections: list[str] = []
+        self.token_role = "write"
+        """What whoami says of the token (``read`` or ``write``); a ``read`` token gets 403 on every write."""
+        self.org_roles: dict[str, str] = {}
+        """Org -> the user's role in it (``read``, ``contributor``, ``write``, ``admin``; default ``write``):
+        a ``read`` member gets 403 when writing to the org's repos."""
+        self.fail_next: dict[str, int] = {}
+        """Request kind -> HTTP status: the next request of that kind fails with it (once), e.g.
+        ``{"create_tag": 500}`` to stop a publish between its commit and its tag."""
         self.before_commit: Callable[[str, str], None] | None = None
         """Test hook run inside a commit request before its parent is checked, with (repo_id, revision):
         lets a test land a concurrent push in the window between the client's checks and its commit."""
@@ -323,6 +331,9 @@ class FakeHub:
             self.unhandled.clear()
             self.blocked_connections = []
             self.before_commit = None
+            self.token_role = "write"
+            self.org_roles = {}
+            self.fail_next = {}
 
     # -- inspection helpers for tests -------------------------------------------------------
 
@@ -397,7 +408,8 @@ class FakeHub:
         if header != f"Bearer {self.token}":
             raise HubHTTPError(401, "Invalid credentials in Authorization header")
         namespace = repo_id.split("/", 1)[0]
-        if namespace != self.user and namespace not in self.orgs:
+        read_only = self.token_role == "read" or self.org_roles.get(namespace) == "read"
+        if read_only or (namespace != self.user and namespace not in self.orgs):
             raise HubHTTPError(403, f"You don't have the rights to create or write to {repo_id}")
 
     def _get_repo(self, request: web.Request, repo_id: str) -> Repo:
@@ -420,6 +432,9 @@ class FakeHub:
             kind, handler, args = self._route(request.method, segments)
             body = await request.read()
             with self._lock:
+                status = self.fail_next.pop(kind, None)
+                if status is not None:
+                    raise HubHTTPError(status, f"fake Hub: injected failure of {kind}")
                 response = handler(request, body, *args)
         except HubHTTPError as err:
             payload = {"error": err.message, **err.extra}
@@ -513,8 +528,10 @@ class FakeHub:
                 "type": "user",
                 "name": self.user,
                 "fullname": "Fake User",
-                "orgs": [{"name": org, "type": "org"} for org in self.orgs],
-                "auth": {"type": "access_token", "accessToken": {"displayName": "fake", "role": "write"}},
+                "orgs": [
+                    {"name": org, "type": "org", "roleInOrg": self.org_roles.get(org, "write")} for org in self.orgs
+                ],
+                "auth": {"type": "access_token", "accessToken": {"displayName": "fake", "role": self.token_role}},
             }
         )
 

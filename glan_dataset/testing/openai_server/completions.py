@@ -15,6 +15,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from random import Random
 from typing import Any
 
@@ -139,9 +140,12 @@ class CompletionEngine:
     the constructor arguments.
     """
 
-    def __init__(self, seed: int = 0, demo: bool = False) -> None:
+    def __init__(
+        self, seed: int = 0, demo: bool = False, responder: Callable[[dict[str, Any]], str | None] | None = None
+    ) -> None:
         self.seed = seed
         self.demo = demo
+        self.responder = responder  # a test's planted replies: content for a body, or None for the default
         self._seed_prefix = f"glan-fake:{seed}:".encode()
         self._schemas: dict[str, SchemaFaker] = {}
 
@@ -190,6 +194,9 @@ class CompletionEngine:
         }
 
     def _content(self, body: dict[str, Any], rng: Random) -> str:
+        planted = self.responder(body) if self.responder is not None else None
+        if planted is not None:
+            return planted
         prompt = last_user_text(body["messages"])
         rf = body.get("response_format")
         kind = rf.get("type") if isinstance(rf, dict) else None

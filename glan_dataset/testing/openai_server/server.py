@@ -99,6 +99,7 @@ class FakeOpenAIServer:
         ratelimit_headers: bool = False,
         demo: bool = False,
         record: bool = False,
+        responder: Callable[[dict[str, Any]], str | None] | None = None,
         strict_schemas: bool = False,
         models: tuple[str, ...] | None = None,
         owned_by: str = "glan-fake",
@@ -116,7 +117,7 @@ class FakeOpenAIServer:
         self.models = _MODELS if models is None else models
         self.owned_by = owned_by
         self.stats = ServerStats(requests_log=[] if record else None)
-        self.engine = CompletionEngine(seed=seed, demo=demo)
+        self.engine = CompletionEngine(seed=seed, demo=demo, responder=responder)
         self._faults = FaultSampler(faults)
         self.batches = BatchStore(self.engine, self._faults, self.stats, batch_delay=batch_delay)
         self._request_ids = itertools.count(1)
