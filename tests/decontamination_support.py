@@ -80,3 +80,29 @@ def write_records(run_dir: Path, discipline: str, rows: list[dict[str, Any]]) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     pl.DataFrame(rows, schema=record_polars_schema()).write_parquet(path)
     return path
+
+
+def stamp_as_decontaminated(run_dir: Path) -> None:
+    """Make a hand-written run look as ``glan decontaminate`` leaves it: every clean file stamped with
+    the identity of its records file and of the report, and the report's entries pointing at those
+    records. For tests that build clean files by hand (publishing); nothing is checked or removed."""
+    import pyarrow.parquet as pq
+
+    from glan_dataset.decontamination.identity import CleanMeta, clean_schema, records_identity
+    from glan_dataset.decontamination.report import load_report
+    from glan_dataset.rundir import write_json_atomic
+
+    run = RunDir(run_dir)
+    report = load_report(run.decontamination_report)
+    assert report is not None, "write the report first"
+    for path in sorted(run.clean_dir.glob("*.parquet")):
+        records = run.records_file(path.stem)
+        if not records.exists():
+            continue
+        identity = records_identity(records)
+        table = pq.read_table(path)
+        meta = CleanMeta(discipline=path.stem, records_identity=identity, decontamination_identity=report.identity)
+        pq.write_table(table.cast(clean_schema(table.schema, meta)), path)
+        if path.stem in report.disciplines:
+            report.disciplines[path.stem].records_identity = identity
+    write_json_atomic(run.decontamination_report, report.model_dump(mode="json"))

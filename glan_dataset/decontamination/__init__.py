@@ -2,7 +2,9 @@
 
 ``decontaminate_run(RUN, DecontaminationSettings())`` reads ``RUN/records/*.parquet`` and writes
 ``RUN/clean/<discipline>.parquet`` (same schema), ``RUN/decontamination/removed.parquet`` and
-``RUN/decontamination/report.json`` (a ``DecontaminationReport``). Stage 1 finds candidates with
+``RUN/decontamination/report.json`` (a ``DecontaminationReport``; ``report.warning()`` says in one line
+what was not checked). Every clean file records what it was made from (``identity``), so
+``stale_disciplines(run)`` tells by content which clean files no longer reflect the run. Stage 1 finds candidates with
 polars n-gram hashes (``ngrams``), stage 2 confirms them with rapidfuzz (``fuzzy``), and ``dedup``
 removes exact and near-duplicate questions within each discipline.
 """
@@ -11,12 +13,15 @@ from glan_dataset.decontamination.benchmarks import (
     BENCHMARKS,
     OFFLINE_BENCHMARKS,
     PAPER_BENCHMARKS,
+    TEST_BENCHMARKS,
+    TRAIN_BENCHMARKS,
     BenchmarkFileError,
     BenchmarkSet,
     BenchmarkUnavailableError,
     LoadedBenchmark,
     load_benchmarks,
 )
+from glan_dataset.decontamination.identity import CleanMeta, clean_meta, records_identity, stale_disciplines
 from glan_dataset.decontamination.normalize import normalize
 from glan_dataset.decontamination.report import (
     BenchmarkReport,
@@ -24,6 +29,8 @@ from glan_dataset.decontamination.report import (
     DecontaminationSettings,
     DisciplineReport,
     DuplicatesRemoved,
+    decontamination_identity,
+    load_report,
 )
 from glan_dataset.decontamination.run import decontaminate_run
 
@@ -31,16 +38,24 @@ __all__ = [
     "BENCHMARKS",
     "OFFLINE_BENCHMARKS",
     "PAPER_BENCHMARKS",
+    "TEST_BENCHMARKS",
+    "TRAIN_BENCHMARKS",
     "BenchmarkFileError",
     "BenchmarkReport",
     "BenchmarkSet",
     "BenchmarkUnavailableError",
+    "CleanMeta",
     "DecontaminationReport",
     "DecontaminationSettings",
     "DisciplineReport",
     "DuplicatesRemoved",
     "LoadedBenchmark",
+    "clean_meta",
     "decontaminate_run",
+    "decontamination_identity",
     "load_benchmarks",
+    "load_report",
     "normalize",
+    "records_identity",
+    "stale_disciplines",
 ]

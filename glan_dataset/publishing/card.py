@@ -285,7 +285,7 @@ def _decontamination(report: dict[str, Any] | None, published: set[str]) -> dict
     """The report (``glan_dataset.decontamination.DecontaminationReport`` as JSON) as table rows and lines.
 
     Read as plain JSON, tolerantly: a report written by an older or newer version still renders
-    whatever it has rather than failing the publish.
+    whatever it has rather than failing the publish. Says plainly what was *not* checked.
     """
     if report is None:
         return None
@@ -297,15 +297,21 @@ def _decontamination(report: dict[str, Any] | None, published: set[str]) -> dict
             benchmarks.append(
                 {
                     "name": name,
+                    "split": str(entry.get("split") or "test"),
                     "source": str(entry.get("source", "")),
+                    "version": str(entry.get("version") or "n/a"),
                     "items": _first_int(entry, "items"),
                     "indexed": _first_int(entry, "items_indexed", "indexed", "items"),
                     "removed": _first_int(entry, "records_removed", "removed"),
                 }
             )
     unavailable_raw = report.get("unavailable") or {}
+    splits = report.get("unavailable_splits") or {}
     if isinstance(unavailable_raw, dict):
-        unavailable = [f"{name} ({reason})" if reason else name for name, reason in sorted(unavailable_raw.items())]
+        unavailable = [
+            f"{name} ({splits.get(name, 'test')}): {reason}" if reason else name
+            for name, reason in sorted(unavailable_raw.items())
+        ]
     else:
         unavailable = sorted(map(str, unavailable_raw))
     dups = report.get("duplicates_removed") or {}
@@ -314,7 +320,10 @@ def _decontamination(report: dict[str, Any] | None, published: set[str]) -> dict
     if "records_in" in report:
         lines.append(f"Records checked: **{_num(report['records_in'])}**")
     if "contaminated" in report:
+        train = int(report.get("contaminated_train") or 0)
+        test = int(report.get("contaminated_test", int(report["contaminated"]) - train))
         lines.append(f"Removed as benchmark contamination: **{_num(report['contaminated'])}**")
+        lines.append(f"of which matching a test set: **{_num(test)}**, a training split: **{_num(train)}**")
     if isinstance(dups, dict) and dups:
         lines.append(
             f"Duplicates removed: **{_num(sum(int(v) for v in dups.values()))}** "
@@ -330,12 +339,25 @@ def _decontamination(report: dict[str, Any] | None, published: set[str]) -> dict
             f"{float(settings.get('threshold', 0.5)):.0%} of a benchmark item; near duplicates at rapidfuzz "
             f"similarity >= {float(settings.get('near_dup_threshold', 0.9)):.0%}"
         )
-    disciplines = [
-        {"name": name, **{k: int(v) for k, v in entry.items() if isinstance(v, int | float)}}
-        for name, entry in sorted((report.get("disciplines") or {}).items())
-        if isinstance(entry, dict) and name in published  # not a discipline this release no longer has
-    ]
-    return {"benchmarks": benchmarks, "unavailable": unavailable, "lines": lines, "disciplines": disciplines}
+    if report.get("identity"):
+        lines.append(f"Decontamination identity (settings and benchmark items): `{report['identity']}`")
+    disciplines = []
+    for name, entry in sorted((report.get("disciplines") or {}).items()):
+        if not isinstance(entry, dict) or name not in published:  # not a discipline this release no longer has
+            continue
+        row = {"name": name, **{k: int(v) for k, v in entry.items() if isinstance(v, int | float)}}
+        row.setdefault("contaminated_train", 0)
+        row.setdefault("contaminated_test", row.get("contaminated", 0) - row["contaminated_train"])
+        disciplines.append(row)
+    return {
+        "benchmarks": benchmarks,
+        "test_sets": sum(1 for b in benchmarks if b["split"] == "test"),
+        "train_sets": sum(1 for b in benchmarks if b["split"] == "train"),
+        "checked_nothing": isinstance(raw, dict | list) and not benchmarks,
+        "unavailable": unavailable,
+        "lines": lines,
+        "disciplines": disciplines,
+    }
 
 
 def _split(staged: StagedData) -> dict[str, Any]:

@@ -51,17 +51,17 @@ _LICENSE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-+")
 
 
 def stale_clean_disciplines(run: RunDir) -> list[str]:
-    """Disciplines whose RUN/clean file does not reflect RUN/records: missing, older, or without records.
+    """Disciplines whose RUN/clean file does not reflect RUN/records and the decontamination report.
 
-    Publishing them would ship data that was never decontaminated, or a discipline that was removed.
+    By content, never by clock: each clean file records the identity of the records file and of the
+    decontamination (settings + benchmark items) it was made with, and must match both the records
+    now in the run and the report. Publishing a stale one would ship data that was never
+    decontaminated, a discipline that was removed, or clean files of two settings under one card.
+    A corrupt report or clean file is a one-line ``UsageError``.
     """
-    records = {path.stem: path for path in run.stage_dir("records").glob("*.parquet")}
-    clean = {path.stem: path for path in run.clean_dir.glob("*.parquet")}
-    stale = [d for d, path in records.items() if d not in clean or clean[d].stat().st_mtime < path.stat().st_mtime]
-    stale += [d for d in clean if d not in records]
-    report = _read_json(run.decontamination_report) or {}
-    stale += [d for d in report.get("disciplines", {}) if d not in records and d not in stale]
-    return sorted(stale)
+    from glan_dataset.decontamination.identity import stale_disciplines
+
+    return stale_disciplines(run)
 
 
 class MissingData(BaseModel):
@@ -94,7 +94,7 @@ class MissingData(BaseModel):
 
 def missing_data(run: RunDir, manifest: dict[str, Any]) -> MissingData:
     """Disciplines the run's config selects that are missing or incomplete, and outstanding failures."""
-    from glan_dataset.rundir import STAGES
+    from glan_dataset.stages import STAGES
     from glan_dataset.stages.store import StageStore
 
     have = set(run.record_disciplines())
