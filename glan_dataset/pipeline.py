@@ -127,6 +127,13 @@ class Pipeline:
         self.records_stage = records_stage(settings, steps)
         self.stages = [step.writes for step in steps]  # every stage folder, made by this run or not
         self.steps = [step for step in steps if step.enabled(settings)]
+        calls = {call.name for step in steps for call in step.calls(settings)}
+        unknown = set(settings.max_tokens) - {"*"} - calls - {name.rstrip("_0123456789") for name in calls}
+        if unknown:
+            raise UsageError(
+                f"--max-tokens names no call of this run: {', '.join(sorted(unknown))}; "
+                f"the calls are {', '.join(sorted(calls))}"
+            )
         self.prompts = PromptLibrary(prompts_dir, prompt_names(settings, steps))
         self.store = StageStore(self.rundir)
         self.console = Console(stderr=True, quiet=quiet)
@@ -147,6 +154,7 @@ class Pipeline:
         # the engine checks the endpoint settings before it creates anything on disk
         async with LLMEngine(self.engine_config, self.rundir.root, console=self.console) as engine:
             self.engine = engine
+            engine.expect_models(sorted({call.model(self.settings) for step in self.steps for call in step.calls(self.settings)}))
             self._rotate_failures()
             removed = self._retire_removed_disciplines()
             write_text_atomic(self.rundir.taxonomy, self.taxonomy.to_yaml())
@@ -197,7 +205,8 @@ class Pipeline:
         if step.reads is not None:
             meta = self.store.meta(step.reads, context.slug)
             upstream = None if meta is None else meta.identity
-        payload = {"stage": step.writes, "node": context.node.identity(), "upstream": upstream}
+        budgets = {call.name: call.budget(self.settings) for call in step.calls(self.settings)}
+        payload = {"stage": step.writes, "node": context.node.identity(), "upstream": upstream, "budgets": budgets}
         return fingerprint({**payload, **step.fingerprint(context)})
 
     async def _map(

@@ -68,6 +68,8 @@ if TYPE_CHECKING:
     from glan_dataset.llm import transport
     from glan_dataset.llm.fleet import Fleet
 
+log = logging.getLogger(__name__)
+
 _PLACEHOLDER_KEY = "no-key-needed"
 _MISSING_ENDPOINT = (
     "no API key or base URL: set OPENAI_API_KEY (and OPENAI_BASE_URL for vLLM, Ollama or another server) "
@@ -126,6 +128,8 @@ class LLMEngine:
         self._limits = Limits(config.concurrency * max(1, len(config.base_urls)), config.rpm, config.tpm)
         self._rng = random.Random()
         self._flush_handle: asyncio.TimerHandle | None = None
+        self._expected_models: list[str] = []  # checked against GET /models before the first paid call
+        self._models_checked = False
         self._failures_file: IO[str] | None = None
         self._progress = ProgressDisplay(self.usage, quiet=config.quiet, console=console or Console(stderr=True))
         self._client_instance: openai.AsyncOpenAI | None = None
@@ -269,6 +273,19 @@ class LLMEngine:
             )
         return []
 
+    def expect_models(self, models: list[str]) -> None:
+        """Models this engine will be asked for: :meth:`preflight` checks them all before the first call
+        that is not in the cache (a fully cached re-run needs no endpoint), once per engine."""
+        self._expected_models = list(dict.fromkeys(m for m in models if m))
+        self._models_checked = not self._expected_models
+
+    async def _check_models(self) -> None:
+        if self._models_checked:
+            return
+        self._models_checked = True
+        for note in await self.preflight(self._expected_models):
+            log.info("%s", note)
+
     def prepare(self, request: ChatRequest) -> Prepared:
         """The request's cache keys and wire body (see ``RequestCore.prepare``)."""
         return self.core.prepare(request)
@@ -300,6 +317,7 @@ class LLMEngine:
             if self.config.mode == "batch":
                 from glan_dataset.llm.batch import BatchRunner, control_errors
 
+                await self._check_models()
                 with control_errors(self):
                     async for outcome in BatchRunner(self, stage, stats).run(requests):
                         yield outcome
@@ -374,6 +392,7 @@ class LLMEngine:
                         if stats.cached % 1024 == 0:
                             await asyncio.sleep(0)  # a long cached replay still lets the progress display run
                         continue
+                    await self._check_models()
                     task = loop.create_task(self.run_unit(prepared, stats))
                     running.add(task)
                     task.add_done_callback(on_done)
