@@ -65,8 +65,7 @@ def reason_kind(reason: str) -> str:
 
 def run(args: argparse.Namespace, work: Path) -> int:
     run_dir = work / "run"
-    extra = ("-lv", "5") if args.bodies else ()  # debug verbosity: the server logs every request and response body
-    with LlamaServer(work / "llama-server.log", extra_args=extra) as server:
+    with LlamaServer(work / "llama-server.log") as server:
         print(f"llama-server {server.binary} serving {server.model} at {server.base_url} (log {server.log_file})")
         before = server.metrics()
         command = [
@@ -85,8 +84,6 @@ def run(args: argparse.Namespace, work: Path) -> int:
     (work / "glan-stderr.txt").write_text(process.stderr, encoding="utf-8")
     server_delta = {name: after[name] - before.get(name, 0.0) for name in after if name.endswith("_total")}
     report(args, run_dir, process, wall, server_delta)
-    if args.bodies:
-        show_bodies(work / "llama-server.log", args.bodies)
     if args.keep:
         print(
             f"\nkept: run directory {run_dir}, glan's stderr {work / 'glan-stderr.txt'}, server log {server.log_file}"
@@ -171,44 +168,6 @@ def report(
     )
 
 
-def show_bodies(log_file: Path, examples: int) -> None:
-    """What the model really sent back, from the server's debug log: finish reasons per kind of call
-    (a JSON schema's name, or free text) and the first ``examples`` answers cut at the token limit."""
-    exchanges: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    request: dict[str, Any] | None = None
-    for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines():
-        for marker in ("request:  ", "response: "):
-            at = line.find(marker)
-            if at < 0:
-                continue
-            try:
-                body = json.loads(line[at + len(marker) :])
-            except ValueError:
-                body = None
-            if marker == "request:  ":
-                request = body if isinstance(body, dict) else None
-            elif request is not None and isinstance(body, dict) and body.get("choices"):
-                exchanges.append((request, body))
-                request = None
-    tally: Counter[tuple[str, str]] = Counter()
-    cut: list[tuple[str, str, int]] = []
-    for request, response in exchanges:
-        schema = (request.get("response_format") or {}).get("json_schema") or {}
-        kind = f"json {schema.get('name', '?')}" if schema else "text"
-        choice = response["choices"][0]
-        reason = str(choice.get("finish_reason"))
-        tally[kind, reason] += 1
-        if reason == "length":
-            content = (choice.get("message") or {}).get("content") or ""
-            cut.append((kind, content, int((response.get("usage") or {}).get("completion_tokens") or 0)))
-    print(f"\nfinish_reason per kind of call ({len(exchanges)} responses in the server log)")
-    for (kind, reason), count in sorted(tally.items()):
-        print(f"  {count:>3} x {kind}: {reason}")
-    for kind, content, tokens in cut[:examples]:
-        print(f"\n--- {kind} cut at {tokens} tokens ({len(content)} chars): head | tail")
-        print(f"{content[:300]!r}\n  ...\n{content[-300:]!r}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="physics", help="a discipline (or field) of --taxonomy")
@@ -218,7 +177,6 @@ def main() -> int:
     parser.add_argument("--questions-per-subject", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0, help="glan's --timeout (seconds per request)")
     parser.add_argument("--run-timeout", type=float, default=1800.0, help="seconds before the run is abandoned")
-    parser.add_argument("--bodies", type=int, default=0, metavar="N", help="log bodies; show N cut-off answers")
     parser.add_argument("--keep", type=Path, help="folder for the run directory and logs (default: a temporary one)")
     args = parser.parse_args()
     try:
