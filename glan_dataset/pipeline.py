@@ -137,6 +137,13 @@ class Pipeline:
         self.records_stage = records_stage(settings, steps)
         self.stages = [step.writes for step in steps]  # every stage folder, made by this run or not
         self.steps = [step for step in steps if step.enabled(settings)]
+        calls = {call.name for step in steps for call in step.calls(settings)}
+        unknown = set(settings.max_tokens) - {"*"} - calls - {name.rstrip("_0123456789") for name in calls}
+        if unknown:
+            raise UsageError(
+                f"--max-tokens names no call of this run: {', '.join(sorted(unknown))}; "
+                f"the calls are {', '.join(sorted(calls))}"
+            )
         self.prompts = PromptLibrary(prompts_dir, prompt_names(settings, steps))
         self.store = StageStore(self.rundir)
         self.console = Console(stderr=True, quiet=quiet)
@@ -162,6 +169,9 @@ class Pipeline:
         # the engine checks the endpoint settings before it creates anything on disk
         async with LLMEngine(self.engine_config, self.rundir.root, console=self.console) as engine:
             self.engine = engine
+            engine.expect_models(
+                sorted({call.model(self.settings) for step in self.steps for call in step.calls(self.settings)})
+            )
             writers = locks.lock(WRITERS_LOCK)
             with locks.disciplines([c.slug for c in self.contexts]):
                 writers.acquire(wait=True, shared=True)
@@ -172,7 +182,7 @@ class Pipeline:
                         await self._run_step(step)
                 finally:
                     writers.release()
-                await engine.aclose()  # every usage row is committed before run.json is merged
+                engine.flush()  # every usage row is committed before run.json is merged
                 with locks.run():
                     manifest = self._merge_manifest()
         if not self.engine_config.quiet:  # after the engine closed, so below the final progress bars
@@ -272,7 +282,8 @@ class Pipeline:
         if step.reads is not None:
             meta = self._meta(step.reads, context.slug)
             upstream = None if meta is None else meta.identity
-        payload = {"stage": step.writes, "node": context.node.identity(), "upstream": upstream}
+        budgets = {call.name: call.budget(self.settings) for call in step.calls(self.settings)}
+        payload = {"stage": step.writes, "node": context.node.identity(), "upstream": upstream, "budgets": budgets}
         return fingerprint({**payload, **step.fingerprint(context)})
 
     async def _map(

@@ -28,7 +28,13 @@ STRATEGIES: tuple[Strategy, ...] = ("single_session", "multi_session")
 
 # --------------------------------------------------------------------------------------------
 # What the LLM returns in the conversion steps (sent as JSON-schema response formats).
+# Every list and string is bounded: a grammar-constrained decoder (llama.cpp, vLLM, Ollama) then
+# cannot loop inside a string or a list until the token budget runs out. OpenAI's strict mode
+# rejects string length bounds, so the engine drops those for it (llm/core.py: schema dialect).
 # --------------------------------------------------------------------------------------------
+
+# the items of a list of titles: a schema bound for the decoder (the row columns stay list[str])
+TITLE_ITEMS: dict[str, Any] = {"items": {"type": "string", "minLength": 1, "maxLength": 200}}
 
 
 class SubjectSpec(BaseModel):
@@ -36,9 +42,11 @@ class SubjectSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="The subject's name, e.g. 'Classical Mechanics'.", min_length=1)
-    level: str = Field(description="Education level, e.g. 'undergraduate' or 'graduate'.", min_length=1)
-    subtopics: list[str] = Field(description="The key subtopics the subject covers.", min_length=1)
+    name: str = Field(description="The subject's name, e.g. 'Classical Mechanics'.", min_length=1, max_length=200)
+    level: str = Field(description="Education level, e.g. 'undergraduate' or 'graduate'.", min_length=1, max_length=100)
+    subtopics: list[str] = Field(
+        description="The key subtopics the subject covers.", min_length=1, max_length=40, json_schema_extra=TITLE_ITEMS
+    )
 
 
 class SubjectList(BaseModel):
@@ -46,7 +54,9 @@ class SubjectList(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    subjects: list[SubjectSpec] = Field(description="Every subject named in the text, in order.", min_length=1)
+    subjects: list[SubjectSpec] = Field(
+        description="Every subject named in the text, in order.", min_length=1, max_length=200
+    )
 
 
 class ClassSession(BaseModel):
@@ -54,9 +64,16 @@ class ClassSession(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="The session's title.", min_length=1)
-    description: str = Field(description="What the session teaches, in one or two sentences.", min_length=1)
-    key_concepts: list[str] = Field(description="The key concepts taught in this session (about 5).", min_length=1)
+    name: str = Field(description="The session's title.", min_length=1, max_length=200)
+    description: str = Field(
+        description="What the session teaches, in one or two sentences.", min_length=1, max_length=2000
+    )
+    key_concepts: list[str] = Field(
+        description="The key concepts taught in this session (about 5).",
+        min_length=1,
+        max_length=30,
+        json_schema_extra=TITLE_ITEMS,
+    )
 
 
 class Syllabus(BaseModel):
@@ -64,7 +81,9 @@ class Syllabus(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sessions: list[ClassSession] = Field(description="The class sessions in teaching order.", min_length=1)
+    sessions: list[ClassSession] = Field(
+        description="The class sessions in teaching order.", min_length=1, max_length=100
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,11 +41,24 @@ class GenerationSettings(BaseModel):
     questions_per_subject: int = Field(10, ge=1)
     multi_session_ratio: float = Field(0.5, ge=0.0, le=1.0, description="Share of two-session questions.")
     seed: int = 0
+    max_tokens: dict[str, int] = Field(
+        default_factory=dict,
+        description="Completion-token budgets by call name (``answer``, ``syllabus_to_json``, ...), ``*`` for "
+        "every call; a call not named keeps its own default (``Call.max_tokens``).",
+    )
     step_options: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Options of the steps that declare some (``Step.options``), by the stage folder each step "
         "writes, e.g. ``{'conversations': {'turns': 3}}``; validated by the step's options model.",
     )
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _positive_budgets(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, tokens in value.items():
+            if tokens < 1:
+                raise ValueError(f"the token budget of {name!r} must be at least 1")
+        return value
 
     @field_validator("model", "answer_model")
     @classmethod

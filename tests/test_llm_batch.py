@@ -201,3 +201,31 @@ def test_cli_list_and_cancel(server, tmp_path):
         assert SECRET not in listed.output + cancelled.output
     finally:
         server.batches.batch_delay = 0.3
+
+
+def test_batch_truncation_grows_online_with_a_cap_and_fails_without(server, tmp_path):
+    """The batch path judges replies with the same core as the online path: finish_reason "length"
+    is never a result; with a cap the unit is asked again online with a larger budget."""
+
+    def plain(n: int, **kw) -> list[ChatRequest]:
+        return [
+            ChatRequest(
+                key=f"q/{i}",
+                stage="answers",
+                model="gpt-test",
+                messages=[{"role": "user", "content": f"Answer question {i} in a few sentences."}],
+                **kw,
+            )
+            for i in range(n)
+        ]
+
+    async def main(reqs, run_dir):
+        async with LLMEngine(config(), run_dir) as engine:
+            return [o async for o in engine.stream(reqs, stage="answers")]
+
+    capped = asyncio.run(main(plain(3, max_tokens=4, max_tokens_cap=4096), tmp_path / "capped"))
+    assert all(isinstance(o, ChatResult) for o in capped), capped
+    uncapped = asyncio.run(main(plain(3, max_tokens=4), tmp_path / "uncapped"))
+    assert all(isinstance(o, ChatFailure) and o.reason.startswith("truncated at 4 tokens") for o in uncapped)
+    with sqlite3.connect(tmp_path / "uncapped" / "llm-cache.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 0

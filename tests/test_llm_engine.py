@@ -199,7 +199,7 @@ def test_failed_unit_is_recorded_and_retried_next_run(server, transport, tmp_pat
     failed, again = asyncio.run(main())
     assert all(isinstance(o, ChatFailure) and o.attempts == 2 and "500" in o.reason for o in failed)
     lines = (tmp_path / "failures.jsonl").read_text().splitlines()
-    assert len(lines) == 3 and set(json.loads(lines[0])) == {"stage", "key", "reason", "attempts", "time"}
+    assert len(lines) == 3 and set(json.loads(lines[0])) == {"stage", "key", "reason", "kind", "attempts", "time"}
     assert all(isinstance(o, ChatResult) and not o.cached for o in again)
 
 

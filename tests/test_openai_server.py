@@ -473,3 +473,66 @@ def test_subprocess_mode_prints_listening_line_and_serves_stats() -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
         assert proc.stdout is not None and proc.stdout.read() == ""
+
+
+# -- what real models and servers do (FaultPlan's model faults) ----------------------------
+
+
+def _raw(srv: FakeOpenAIServer, **kwargs: Any) -> dict[str, Any]:
+    return _fault_client(srv).chat.completions.create(model="gpt-4o-mini", messages=USER, **kwargs).model_dump()
+
+
+def test_model_faults_look_like_real_model_replies() -> None:
+    with FakeOpenAIServer() as srv:
+        full = _raw(srv)["choices"][0]["message"]["content"]
+        srv.set_faults(FaultPlan(rate_length=1.0))
+        cut = _raw(srv)["choices"][0]
+        assert cut["finish_reason"] == "length" and full.startswith(cut["message"]["content"])
+        assert len(cut["message"]["content"]) < len(full)
+        srv.set_faults(FaultPlan(rate_refusal=1.0))
+        assert _raw(srv)["choices"][0]["message"]["content"].startswith("I'm sorry, but I can't")
+        structured = _raw(srv, response_format={"type": "json_object"})["choices"][0]["message"]
+        assert structured["content"] is None and structured["refusal"].startswith("I'm sorry")
+        srv.set_faults(FaultPlan(rate_content_filter=1.0))
+        filtered = _raw(srv)["choices"][0]
+        assert filtered["finish_reason"] == "content_filter" and filtered["message"]["content"] is None
+        srv.set_faults(FaultPlan(rate_think=1.0))
+        thought = _raw(srv)["choices"][0]["message"]["content"]
+        assert thought.startswith("<think>") and thought.endswith(full)
+        srv.set_faults(FaultPlan(rate_reasoning=1.0))
+        reasoned = _raw(srv)
+        assert reasoned["choices"][0]["message"]["content"] == full
+        assert reasoned["choices"][0]["message"]["reasoning_content"]
+        assert reasoned["usage"]["completion_tokens_details"]["reasoning_tokens"] == 60
+        assert srv.stats.faults["length"] == srv.stats.faults["think"] == srv.stats.faults["reasoning"] == 1
+
+
+def test_drip_sends_the_body_a_byte_at_a_time_and_echo_key_quotes_the_header() -> None:
+    with FakeOpenAIServer(faults=FaultPlan(rate_drip=1.0, drip_interval=0.001)) as srv:
+        start = time.monotonic()
+        assert _chat(_fault_client(srv, timeout=30))  # complete, only slow
+        assert time.monotonic() - start > 0.2  # hundreds of bytes, one per write
+        srv.set_faults(FaultPlan(rate_echo_key=1.0))
+        client = openai.OpenAI(base_url=srv.base_url, api_key="sk-echo-me", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as error:
+            client.chat.completions.create(model="m", messages=USER)
+        assert "Bearer sk-echo-me" in str(error.value)
+
+
+class Titled(BaseModel):
+    title: str = Field(max_length=40)
+
+
+def test_o_series_reject_max_tokens_and_strict_schemas_reject_length_bounds() -> None:
+    with FakeOpenAIServer(strict_schemas=True) as srv:
+        client = _fault_client(srv)
+        with pytest.raises(openai.BadRequestError, match="max_completion_tokens"):
+            client.chat.completions.create(model="o3-mini", messages=USER, max_tokens=50)
+        assert client.chat.completions.create(model="o3-mini", messages=USER, max_completion_tokens=50)
+        assert client.chat.completions.create(model="gpt-4o", messages=USER, max_tokens=50)
+        with pytest.raises(openai.BadRequestError, match="maxLength"):
+            client.chat.completions.parse(model="m", messages=USER, response_format=Titled)
+        assert client.chat.completions.parse(model="m", messages=USER, response_format=Syllabus)  # items bounds pass
+    with FakeOpenAIServer(models=()) as bare:
+        with pytest.raises(openai.NotFoundError):
+            _fault_client(bare).models.list()

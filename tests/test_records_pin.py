@@ -18,7 +18,7 @@ from glan_dataset.pipeline import generate
 from glan_dataset.testing.openai_server import FakeOpenAIServer
 from tests.helpers import TINY_TAXONOMY, engine_config, tiny_settings
 
-PINNED = "4811feb42b6163a82b489d3ea37c8f9a5786f632550a0409defd204768be45a6"
+PINNED = "a6cea5e67e924307303ed1e2e651c13131eb0beef36c804fd82d0b9a4af88c04"
 
 
 def records_sha256(run: Path) -> str:

@@ -24,6 +24,7 @@ from glan_dataset.cli.options import (
     ExecutorName,
     GenerationOptions,
     JudgeModel,
+    MaxTokens,
     MaxAttempts,
     MaxSubjects,
     Mode,
@@ -86,6 +87,7 @@ def generate_command(
     answer_top_p: AnswerTopP = 0.95,
     turns: Turns = 1,
     judge_model: JudgeModel = None,
+    max_tokens: MaxTokens = None,
     base_url: BaseUrl = None,
     concurrency: Concurrency = 64,
     timeout: Timeout = 120.0,
@@ -108,7 +110,7 @@ def generate_command(
 
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio,
-        seed, temperature, top_p, answer_temperature, answer_top_p, turns, judge_model,
+        seed, temperature, top_p, answer_temperature, answer_top_p, turns, judge_model, max_tokens,
     ).settings()  # fmt: skip
     engine = EngineOptions(
         base_url, concurrency, timeout, max_attempts, rpm, tpm, mode, cache_ignore_params, price, quiet
@@ -156,6 +158,7 @@ def plan_command(
     seed: Seed = 0,
     turns: Turns = 1,
     judge_model: JudgeModel = None,
+    max_tokens: MaxTokens = None,
     mode: Mode = "online",
     price: Prices = None,
     throughput: Throughput = None,
@@ -177,7 +180,7 @@ def plan_command(
 
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio, seed,
-        turns=turns, judge_model=judge_model,
+        turns=turns, judge_model=judge_model, max_tokens=max_tokens,
     ).settings()  # fmt: skip
     contexts = discipline_contexts(load_taxonomy(taxonomy), config)
     given = PriceTable.parse(price or [])  # those given now win over those remembered by the run

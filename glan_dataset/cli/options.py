@@ -54,6 +54,34 @@ Turns = Annotated[
         rich_help_panel=GEN,
     ),
 ]
+MaxTokens = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--max-tokens",
+        help="Completion-token budget: N for every call, or CALL=N for one (subjects, subjects_to_json, syllabus, "
+        "syllabus_to_json, question, answer, followup_question, followup_answer, judge); repeatable. A reply cut "
+        "at its budget is a failure (truncated), never a record. Defaults: 512 for questions, 2048 for answers, "
+        "4096/8192 for the conversions (grown up to 4x when cut).",
+        rich_help_panel=GEN,
+    ),
+]
+
+
+def parse_max_tokens(values: list[str] | None) -> dict[str, int]:
+    """``["2048", "answer=4096"]`` -> ``{"*": 2048, "answer": 4096}``; a bad value is one line."""
+    budgets: dict[str, int] = {}
+    for value in values or []:
+        name, _, number = value.rpartition("=")
+        try:
+            tokens = int(number)
+        except ValueError:
+            tokens = 0
+        if tokens < 1:
+            raise UsageError(f"--max-tokens {value!r}: give N or CALL=N with N a whole number of tokens above 0")
+        budgets[name.strip() or "*"] = tokens
+    return budgets
+
+
 JudgeModel = Annotated[
     str | None,
     typer.Option(
@@ -200,6 +228,7 @@ class GenerationOptions:
     answer_top_p: float = 0.95
     turns: int = 1
     judge_model: str | None = None
+    max_tokens: list[str] | None = None
 
     def step_options(self) -> dict[str, dict[str, object]]:
         """The flags that fill a step's options (``GenerationSettings.step_options``); defaults are left out,
@@ -225,6 +254,7 @@ class GenerationOptions:
                 generation_sampling=SamplingParams(temperature=self.temperature, top_p=self.top_p),
                 answer_sampling=SamplingParams(temperature=self.answer_temperature, top_p=self.answer_top_p),
                 step_options=self.step_options(),
+                max_tokens=parse_max_tokens(self.max_tokens),
             )
         except ValidationError as error:
             first = error.errors()[0]

@@ -7,9 +7,12 @@ it is submitted (with the custom_id -> unit keys map) and again with the batch i
 batch carries the local id in its metadata: a process killed at any point resumes polling the same
 batch (adopting it by metadata if the id was never written) instead of paying for it twice.
 
-When a batch ends, valid results are committed to the cache and yielded; failed or missing items
-are re-submitted in a new batch (at most ``batch_max_rounds`` rounds, then they are failures);
-structured replies that fail validation are re-asked online with the validation error. A batch
+Results are read and judged by the same core as online calls (llm/core.py: truncation, refusals,
+content filter, reasoning, validation). When a batch ends, valid results are committed to the cache
+and yielded; truncated replies of requests with a ``max_tokens_cap`` are asked again online with a
+larger budget; failed or missing items are re-submitted in a new batch (at most
+``batch_max_rounds`` rounds, then they are failures); structured replies that fail validation are
+re-asked online with the validation error. A batch
 cancelled by the user (``glan batches cancel``) turns its unfinished units into failures: the next
 run submits them again.
 """
@@ -29,8 +32,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from glan_dataset.llm.core import Completion, MalformedResponse, Problem, Scrubber, aiter_requests, read_completion
+from glan_dataset.llm.core import reask_body as make_reask_body
 from glan_dataset.llm.types import ChatFailure, ChatRequest, ChatResult
 from glan_dataset.rundir import write_json_atomic
 
@@ -168,7 +173,7 @@ class BatchRunner:
     def client(self) -> openai.AsyncOpenAI:
         """Control-plane calls (upload, create, poll) are few: let the SDK retry them itself."""
         if self._client_cached is None:
-            self._client_cached = self.engine._client.with_options(max_retries=4)
+            self._client_cached = self.engine.openai_client.with_options(max_retries=4)
         return self._client_cached
 
     # ----- the stream ------------------------------------------------------------------------------
@@ -188,9 +193,8 @@ class BatchRunner:
     async def _run(
         self, requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest]
     ) -> AsyncIterator[ChatResult | ChatFailure]:
-        from glan_dataset.llm.engine import _aiter
-
         engine = self.engine
+        core = engine.core
         _remove_orphan_inputs(self.dir, before=engine.opened_at)
         earlier = {s.local_id: s for s in load_states(self.dir) if s.stage == self.stage and s.status != "collected"}
         for state in earlier.values():
@@ -198,16 +202,23 @@ class BatchRunner:
                 self._submitted_ids[custom_id] = state.local_id
         claimed: dict[str, BatchState] = {}
         chunk: _Chunk | None = None
-        async for request in _aiter(requests):
-            prepared = engine._prepare(request)
-            hit = engine._cached(prepared)
+        async for request in aiter_requests(requests):
+            prepared = core.prepare(request)
+            hit = core.cached(prepared)
             if hit is not None:
                 self.stats.cached += 1
                 self.stats.done += 1
                 engine.usage.record_cache_hit(request.stage, request.model)
                 yield hit
                 continue
-            entry = _Unit(request.key, request.response_model, request.model, prepared.pkey)
+            entry = _Unit(
+                request.key,
+                request.response_model,
+                request.model,
+                prepared.pkey,
+                request.max_tokens,
+                request.max_tokens_cap,
+            )
             units = self.waiting.get(prepared.key)
             if units is not None:  # same content asked twice in this stream: one line, two outcomes
                 units.append(entry)
@@ -328,7 +339,7 @@ class BatchRunner:
 
     async def _collect(self, state: BatchState, batch: Any) -> None:
         pending = set(state.requests)  # custom_ids without a usable result yet
-        reask: dict[str, tuple[str, str]] = {}  # custom_id -> (bad text, problem)
+        reask: dict[str, tuple[Completion, Problem]] = {}  # custom_id -> what to ask again online, and why
         item_errors: dict[str, str] = {}
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
@@ -341,18 +352,23 @@ class BatchRunner:
                 custom_id = item.get("custom_id")
                 if custom_id not in pending:
                     continue
-                outcome = _item_completion(item)
+                outcome = _item_completion(item, self.engine.scrub)
                 if isinstance(outcome, str):
                     item_errors[custom_id] = outcome
                     continue
-                text, model, prompt_tokens, completion_tokens = outcome
-                problem = self._store(custom_id, state, text, model, prompt_tokens, completion_tokens)
+                problem = self._store(custom_id, state, outcome)
                 if problem is None:
                     pending.discard(custom_id)
-                elif problem is not _UNCLAIMED:
-                    reask[custom_id] = (text, problem)
+                elif problem is _UNCLAIMED:
+                    continue
+                elif problem.retry in ("reask", "grow"):
+                    reask[custom_id] = (outcome, problem)
                     pending.discard(custom_id)
-        retry = pending  # errored, expired or missing items
+                elif problem.retry == "":  # final: truncated without a cap, refused, filtered
+                    self._fail(custom_id, problem.reason, state.round)
+                    pending.discard(custom_id)
+        self.engine.flush()  # the collected results are on disk before the batch is marked collected
+        retry = pending  # errored, expired or missing items (and empty replies)
         if batch.status == "cancelled":
             for custom_id in retry:
                 self._fail(custom_id, "batch cancelled", state.round)
@@ -372,58 +388,33 @@ class BatchRunner:
         input_path(self.dir, state.local_id).unlink(missing_ok=True)
         log.info("batch %s: %s, %d re-submitted, %d re-asked online", batch.id, batch.status, len(retry), len(reask))
 
-    def _store(
-        self, custom_id: str, state: BatchState, text: str, model: str, prompt_tokens: int, completion_tokens: int
-    ) -> str | None | object:
-        """Validate, commit and yield one result. Returns None when done, a problem to re-ask, or
-        _UNCLAIMED when the result belongs to no unit of this stream and cannot be validated."""
-        engine = self.engine
+    def _store(self, custom_id: str, state: BatchState, completion: Completion) -> Problem | None | Any:
+        """Judge, commit and yield one result. Returns None when done, the Problem with it, or
+        _UNCLAIMED when the result belongs to no unit of this stream and cannot be judged."""
+        core = self.engine.core
         units = self.waiting.get(custom_id)
-        response_model = units[0].response_model if units else None
-        if units is None and (state.structured or engine._cache.get(custom_id) is not None):
+        if units is None and (state.structured or core.cache.get(custom_id) is not None):
             return _UNCLAIMED
-        request_model = units[0].model if units else model
-        pkey = units[0].pkey if units else custom_id  # unknown without the request: no --cache-ignore-params match
-        parsed: BaseModel | None = None
-        if response_model is not None:
-            from glan_dataset.llm.engine import _summarise, _validate
-
-            try:
-                parsed, text = _validate(response_model, text)
-            except ValidationError as error:
-                engine._cache.add_usage(self.stage, request_model, prompt_tokens, completion_tokens, batch=True)
-                engine.usage.record_call(self.stage, request_model, prompt_tokens, completion_tokens, batch=True)
-                return "invalid structured output: " + _summarise(error)
-        if not text.strip():
-            return "empty completion"
-        engine._cache.put(
-            custom_id,
-            pkey,
-            self.stage,
-            model,
-            text,
-            prompt_tokens,
-            completion_tokens,
-            batch=True,
-            usage_model=request_model,
+        first = units[0] if units else None
+        request_model = first.model if first else completion.model
+        pkey = first.pkey if first else custom_id  # unknown without the request: no --cache-ignore-params match
+        verdict = core.judge(
+            completion,
+            first.response_model if first else None,
+            budget=first.budget if first else None,
+            cap=first.cap if first else None,
         )
-        engine.usage.record_call(self.stage, request_model, prompt_tokens, completion_tokens, batch=True)
+        if isinstance(verdict, Problem):
+            core.charge(self.stage, request_model, completion, batch=True)
+            return verdict
+        parsed, text = verdict
+        core.commit(custom_id, pkey, self.stage, request_model, completion, text, batch=True)
         if units:
             del self.waiting[custom_id]
             self.stats.in_flight -= 1
             for unit in units:
                 self.stats.done += 1
-                self._outbox.put_nowait(
-                    ChatResult.model_construct(
-                        key=unit.key,
-                        text=text,
-                        parsed=parsed,
-                        model=model,
-                        prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens,
-                        cached=False,
-                    )
-                )
+                self._outbox.put_nowait(core.result(unit.key, request_model, completion, text, parsed))
         return None
 
     def _fail(self, custom_id: str, reason: str, attempts: int) -> None:
@@ -435,7 +426,7 @@ class BatchRunner:
             self.stats.done += 1
             self._outbox.put_nowait(self.engine.record_failure(self.stage, unit.key, reason, attempts, self.stats))
 
-    async def _requeue(self, state: BatchState, retry: set[str], reask: dict[str, tuple[str, str]]) -> None:
+    async def _requeue(self, state: BatchState, retry: set[str], reask: dict[str, tuple[Completion, Problem]]) -> None:
         """Items to submit again (new batch, next round) or re-ask online, read back from the input file."""
         if not retry and not reask:
             return
@@ -467,30 +458,38 @@ class BatchRunner:
         if chunk is not None:
             await self._submit(chunk, round_=state.round + 1)
 
-    def _reask_online(self, custom_id: str, body: dict[str, Any], bad_text: str, problem: str) -> None:
-        from glan_dataset.llm.engine import _Prepared, _reask
-
+    def _reask_online(self, custom_id: str, body: dict[str, Any], completion: Completion, problem: Problem) -> None:
+        """Ask a batch reply again online: with the validation error, or with a larger token budget."""
         units = self.waiting.pop(custom_id, None)
         if not units:
             return
         self.stats.in_flight -= 1
+        first = units[0]
         request = ChatRequest(
-            key=units[0].key,
+            key=first.key,
             stage=self.stage,
-            model=units[0].model,
+            model=first.model,
             messages=body["messages"],
             temperature=body.get("temperature"),
             top_p=body.get("top_p"),
-            max_tokens=body.get("max_tokens"),
+            max_tokens=first.budget,
+            max_tokens_cap=first.cap,
             sample_index=int(body.get("seed") or 0),
-            response_model=units[0].response_model,
+            response_model=first.response_model,
         )
-        prepared = self.engine._prepare(request)
-        prepared = _Prepared(request, custom_id, units[0].pkey, _reask(body, bad_text, problem), prepared.estimate)
+        engine = self.engine
+        prepared = engine.core.prepare(request)
+        prepared.key, prepared.pkey = custom_id, first.pkey
+        if problem.retry == "grow":
+            prepared.budget = engine.core.grown_budget(first.budget, first.cap or 0, completion)
+            prepared.set_body(engine.core.with_budget(prepared.body, prepared.budget))
+            follow_up = prepared.body
+        else:
+            follow_up = make_reask_body(prepared.body, completion.text, problem.reason)
         self.stats.retries += 1
 
         async def run() -> None:
-            outcome = await self.engine._run_unit(prepared, self.stats, already_asked=1)
+            outcome = await engine.run_unit(prepared, self.stats, already_asked=1, body=follow_up)
             for unit in units:
                 self.stats.done += 1
                 self._outbox.put_nowait(
@@ -523,13 +522,23 @@ def _remove_orphan_inputs(batches_dir: Path, *, before: float) -> None:
 class _Unit:
     """A unit of this stream waiting for a batch result (small: the messages are not kept)."""
 
-    __slots__ = ("key", "response_model", "model", "pkey")
+    __slots__ = ("key", "response_model", "model", "pkey", "budget", "cap")
 
-    def __init__(self, key: str, response_model: type[BaseModel] | None, model: str, pkey: str) -> None:
+    def __init__(
+        self,
+        key: str,
+        response_model: type[BaseModel] | None,
+        model: str,
+        pkey: str,
+        budget: int | None,
+        cap: int | None,
+    ) -> None:
         self.key = key
         self.response_model = response_model
         self.model = model
         self.pkey = pkey
+        self.budget = budget
+        self.cap = cap
 
 
 def _line(custom_id: str, body: dict[str, Any]) -> bytes:
@@ -543,23 +552,21 @@ def _line(custom_id: str, body: dict[str, Any]) -> bytes:
     ).encode()
 
 
-def _item_completion(item: dict[str, Any]) -> tuple[str, str, int, int] | str:
-    """(text, model, prompt_tokens, completion_tokens) of a batch output line, or why it failed."""
+def _item_completion(item: dict[str, Any], scrub: Scrubber) -> Completion | str:
+    """The completion of a batch output line, or why it failed."""
     error = item.get("error")
     response = item.get("response") or {}
     if error:
-        return f"{error.get('code') or 'error'}: {str(error.get('message') or '')[:200]}"
+        return scrub(f"{error.get('code') or 'error'}: {str(error.get('message') or '')[:200]}")
     status = response.get("status_code")
     body = response.get("body") or {}
     if status != 200:
         message = (body.get("error") or {}).get("message") if isinstance(body, dict) else None
-        return f"HTTP {status}: {str(message or '')[:200]}"
-    from glan_dataset.llm.engine import _read_completion, _Retry
-
+        return scrub(f"HTTP {status}: {str(message or '')[:200]}")
     try:
-        return _read_completion(body)
-    except _Retry as problem:
-        return problem.reason
+        return read_completion(body, scrub)
+    except MalformedResponse as problem:
+        return str(problem)
 
 
 # ----- `glan batches` helpers ----------------------------------------------------------------------
@@ -569,7 +576,7 @@ async def refresh_states(engine: LLMEngine) -> list[BatchState]:
     """The run's batches with their live status (for batches not yet collected)."""
     directory = engine.run_dir.batches_dir
     states = load_states(directory)
-    client = engine._client.with_options(max_retries=2)
+    client = engine.openai_client.with_options(max_retries=2)
     for state in states:
         if state.batch_id and state.status != "collected":
             with control_errors(engine):
@@ -591,7 +598,7 @@ async def cancel_batches(engine: LLMEngine, batch_id: str | None = None) -> list
         states = [s for s in states if batch_id in (s.batch_id, s.local_id)]
         if not states:
             raise UsageError(f"no batch {batch_id!r} in {directory}: see `glan batches list`")
-    client = engine._client.with_options(max_retries=2)
+    client = engine.openai_client.with_options(max_retries=2)
     cancelled = []
     for state in states:
         if not state.batch_id or state.status == "collected" or state.remote_status in _TERMINAL:

@@ -62,6 +62,7 @@ class UsageEntry:
     batch_calls: int = 0
     batch_prompt_tokens: int = 0
     batch_completion_tokens: int = 0
+    reasoning_tokens: int = 0  # online and batch; already inside the completion tokens (billed as output)
 
     def add(self, other: UsageEntry) -> None:
         for f in fields(self):
@@ -100,9 +101,17 @@ class UsageLedger:
         return entry
 
     def record_call(
-        self, stage: str, model: str, prompt_tokens: int, completion_tokens: int, *, batch: bool = False
+        self,
+        stage: str,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        batch: bool = False,
+        reasoning_tokens: int = 0,
     ) -> None:
         entry = self.entry(stage, model)
+        entry.reasoning_tokens += reasoning_tokens
         if batch:
             entry.batch_calls += 1
             entry.batch_prompt_tokens += prompt_tokens
@@ -159,5 +168,6 @@ class UsageLedger:
             "cumulative_cost_usd": self.cost(cumulative=True),
             "prompt_tokens": sum(e.prompt_tokens + e.batch_prompt_tokens for e in cumulative.values()),
             "completion_tokens": sum(e.completion_tokens + e.batch_completion_tokens for e in cumulative.values()),
+            "reasoning_tokens": sum(e.reasoning_tokens for e in cumulative.values()),
             "prices": {model: list(price) for model, price in sorted(self.prices.prices.items())},
         }

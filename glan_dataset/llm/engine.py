@@ -1,18 +1,22 @@
 """The LLM engine: many chat completions through any OpenAI-compatible endpoint, cached and resumable.
 
-How one unit goes: cache lookup -> (limits) -> POST /chat/completions -> validate -> commit to the
-cache -> yield. Transport faults (429, 5xx, timeouts, resets, truncated bodies) are retried with
+How one unit goes: cache lookup -> (limits) -> POST /chat/completions -> read and judge (see
+llm/core.py: truncation, refusals, content filter, <think> blocks, validation) -> commit to the cache
+(in small groups, see ``EngineConfig.commit_every``) -> yield. Transport faults (429, 5xx, timeouts, resets, truncated bodies) are retried with
 jittered exponential backoff, honouring Retry-After; a structured reply that does not validate is
 re-asked with the validation error. A unit that exhausts ``max_attempts`` HTTP calls is yielded as a
 ChatFailure and appended to RUN/failures.jsonl; it is not cached, so the next run retries it.
 
 Transports for chat calls (``EngineConfig.transport``): ``direct`` (default) posts the JSON with
-aiohttp itself, ``aiohttp``/``httpx`` go through ``AsyncOpenAI(max_retries=0)``. Measured here
-(bench/engine.py, 256 in flight, 50 ms server): direct 0.35 ms client CPU and ~1,550 calls/s,
-SDK+aiohttp 0.8 ms and ~950 calls/s, SDK+httpx2 1.8 ms and ~550 calls/s. The SDK path uses
-``client.post(..., content=bytes, cast_to=httpx2.Response)``: the SDK's auth, headers and errors
-without building a typed ChatCompletion we would throw away. Retries are ours in every case: the
-SDK's loop cannot share our backoff, our attempt budget or our AIMD signal.
+aiohttp itself (proxy resolved once per session, not per request), ``aiohttp``/``httpx`` go through
+``AsyncOpenAI(max_retries=0)``: the SDK's request layers cost ~0.4 ms of CPU per call more. The SDK
+path uses ``client.post(..., content=bytes, cast_to=httpx2.Response)``: the SDK's auth, headers and
+errors without building a typed ChatCompletion we would throw away. Retries are ours in every case:
+the SDK's loop cannot share our backoff, our attempt budget or our AIMD signal. ``bench/engine.py``
+measures the engine beside a bare aiohttp client on the same server.
+
+Preparing, reading, judging and committing a request live in llm/core.py, shared with the Batch API
+runner (llm/batch.py).
 """
 
 from __future__ import annotations
@@ -27,19 +31,25 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Ma
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-import httpx2
-import openai
-from openai.lib._parsing._completions import type_to_response_format_param
-from pydantic import BaseModel, ValidationError
 from rich.console import Console, Group, RenderableType
 
 from glan_dataset.errors import ConfigurationError
-from glan_dataset.llm import transport
-from glan_dataset.llm.cache import ResponseCache, cache_keys, canonical_json
+from glan_dataset.llm.cache import ResponseCache
+from glan_dataset.llm.core import (
+    MalformedResponse,
+    Prepared,
+    Problem,
+    RequestCore,
+    Scrubber,
+    aiter_requests,
+    failure_kind,
+    read_completion,
+    reask_body,
+    schema_dialect,
+)
 from glan_dataset.llm.cost import UsageLedger
-from glan_dataset.llm.fleet import Fleet
 from glan_dataset.llm.limits import Limits, retry_after_seconds
 from glan_dataset.llm.progress import ProgressDisplay, StageStats
 from glan_dataset.llm.types import (
@@ -51,6 +61,14 @@ from glan_dataset.llm.types import (
     endpoint_host,
 )
 from glan_dataset.rundir import RunDir
+
+if TYPE_CHECKING:
+    import openai
+
+    from glan_dataset.llm import transport
+    from glan_dataset.llm.fleet import Fleet
+
+log = logging.getLogger(__name__)
 
 _PLACEHOLDER_KEY = "no-key-needed"
 _MISSING_ENDPOINT = (
@@ -78,19 +96,6 @@ class _GiveUp(Exception):
     """A fault that another attempt will not fix for this unit (HTTP 400, 413, 422, ...)."""
 
 
-class _Prepared:
-    """A request ready to send: its cache keys and JSON body, computed once."""
-
-    __slots__ = ("request", "key", "pkey", "body", "estimate")
-
-    def __init__(self, request: ChatRequest, key: str, pkey: str, body: dict[str, Any], estimate: int) -> None:
-        self.request = request
-        self.key = key
-        self.pkey = pkey
-        self.body = body
-        self.estimate = estimate
-
-
 class LLMEngine:
     """See the module docstring. Use as ``async with LLMEngine(config, run_dir) as engine``."""
 
@@ -108,13 +113,23 @@ class LLMEngine:
         self.run_dir = RunDir(run_dir)
         self.run_dir.root.mkdir(parents=True, exist_ok=True)
         self.opened_at = time.time()
-        self._cache = ResponseCache(self.run_dir.llm_cache)
+        self._cache = ResponseCache(self.run_dir.llm_cache, group=config.commit_every)
         self.usage = UsageLedger(config.prices, self._cache.usage_totals())
+        self.scrub = Scrubber([api_key] if api_key else [])
+        self.core = RequestCore(
+            self._cache,
+            self.usage,
+            self.scrub,
+            dialect=schema_dialect(base_url, config.schema_dialect),
+            token_setting=config.token_field,
+            ignore_params=config.cache_ignore_params,
+        )
         # --concurrency is per endpoint: a fleet of N takes N times as many requests in flight
         self._limits = Limits(config.concurrency * max(1, len(config.base_urls)), config.rpm, config.tpm)
         self._rng = random.Random()
-        self._formats: dict[type[BaseModel], tuple[str, dict[str, Any]]] = {}
-        self._completion_estimate: dict[str, float] = {}
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._expected_models: list[str] = []  # checked against GET /models before the first paid call
+        self._models_checked = False
         self._failures_file: IO[str] | None = None
         self._progress = ProgressDisplay(self.usage, quiet=config.quiet, console=console or Console(stderr=True))
         self._client_instance: openai.AsyncOpenAI | None = None
@@ -135,6 +150,8 @@ class LLMEngine:
     def _direct(self) -> transport.DirectTransport | Fleet | None:
         if self.config.base_urls and len(self.config.base_urls) > 1:
             if self._direct_instance is None:
+                from glan_dataset.llm.fleet import Fleet  # aiohttp: imported when the first call is made
+
                 self._direct_instance = self._fleet = Fleet(
                     self.config.base_urls, self._api_key, self.config.timeout, self.config.concurrency
                 )
@@ -143,12 +160,17 @@ class LLMEngine:
             return None
         if self._direct_instance is None:
             base_url = self.base_url or "https://api.openai.com/v1"
+            from glan_dataset.llm import transport  # aiohttp: imported when the first call is made
+
             self._direct_instance = transport.DirectTransport(base_url, self._api_key, self.config.timeout)
         return self._direct_instance
 
     @property
-    def _client(self) -> openai.AsyncOpenAI:
+    def openai_client(self) -> openai.AsyncOpenAI:
+        """The SDK client (Batch API control plane, and chat calls with ``transport="aiohttp"/"httpx"``)."""
         if self._client_instance is None:
+            import openai
+
             use_httpx = self.config.transport == "httpx"
             http_client = openai.DefaultAsyncHttpxClient() if use_httpx else openai.DefaultAioHttpClient()
             self._client_instance = openai.AsyncOpenAI(
@@ -168,7 +190,25 @@ class LLMEngine:
     ) -> None:
         await self.aclose()
 
+    def flush(self) -> None:
+        """Commit the responses buffered in the cache (see ``EngineConfig.commit_every``)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._cache.flush()
+
+    def _committed(self) -> None:
+        """After a commit to the buffer: make sure it reaches the disk within ``commit_interval``."""
+        if self._flush_handle is None and self._cache.pending:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(self.config.commit_interval, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._flush_handle = None
+        self._cache.flush()
+
     async def aclose(self) -> None:
+        self.flush()
         self._progress.stop()
         if self._client_instance is not None:
             await self._client_instance.close()
@@ -187,69 +227,72 @@ class LLMEngine:
             return Group(self._progress.summary(), self._fleet.summary())
         return self._progress.summary()
 
+    def failure_kinds(self) -> dict[str, dict[str, int]]:
+        """Failures of this process by stage and kind (truncated, refused, timeout, http_500, ...)."""
+        return {name: dict(stats.reasons) for name, stats in self._progress.stages.items() if stats.reasons}
+
     # ----- requests --------------------------------------------------------------------------------
 
-    def _format(self, model: type[BaseModel]) -> tuple[str, dict[str, Any]]:
-        """(schema JSON for the cache key, response_format to send), built as chat.completions.parse does."""
-        cached = self._formats.get(model)
-        if cached is None:
-            response_format = type_to_response_format_param(model)
-            schema_json = canonical_json(response_format["json_schema"]["schema"])  # type: ignore[index]
-            cached = self._formats[model] = (schema_json, dict(response_format))  # type: ignore[arg-type]
-        return cached
+    async def preflight(self, models: list[str]) -> list[str]:
+        """Check, before any paid call, that the endpoint serves these models (one GET /models).
+        Raises ConfigurationError naming a missing model; returns notes for what could not be
+        checked (an endpoint without /models, llama-server's single model that answers any name)."""
+        wanted = list(dict.fromkeys(m for m in models if m))
+        if ".openai.azure.com" in (self.base_url or "").lower():
+            # Azure's /models lists base models, not the deployment names a request carries
+            return [f"Azure OpenAI at {self.host}: deployment names are not listed by /models; not checked"]
+        from glan_dataset.llm import transport
 
-    def _prepare(self, request: ChatRequest) -> _Prepared:
-        schema_json: str | None = None
-        body: dict[str, Any] = {"model": request.model, "messages": request.messages, "seed": request.sample_index}
-        if request.response_model is not None:
-            schema_json, body["response_format"] = self._format(request.response_model)
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
-        if request.max_tokens is not None:
-            body["max_tokens"] = request.max_tokens
-        key, pkey = cache_keys(
-            request.model,
-            request.messages,
-            request.temperature,
-            request.top_p,
-            request.max_tokens,
-            schema_json,
-            request.sample_index,
+        direct = transport.DirectTransport(
+            self.base_url or "https://api.openai.com/v1", self._api_key, self.config.timeout
         )
-        prompt_chars = sum(len(m.get("content") or "") for m in request.messages)
-        expected = self._completion_estimate.get(request.stage, 0.0)
-        if request.max_tokens is not None:
-            expected = min(expected, request.max_tokens)
-        return _Prepared(request, key, pkey, body, prompt_chars // 4 + int(expected) + 1)
+        try:
+            status, data = await direct.get_json("/models")
+        except (transport.ConnectFault, transport.TimeoutFault, transport.ConnectionFault) as fault:
+            raise EndpointUnreachableError(
+                f"cannot reach the LLM endpoint at {self.host} ({self.scrub(str(fault))[:200] or 'timed out'}): "
+                "check that the server is running and --base-url is right"
+            ) from None
+        if status in (401, 403):
+            raise ConfigurationError(
+                f"the LLM endpoint at {self.host} refused the API key (HTTP {status}): check OPENAI_API_KEY"
+            )
+        listed = data.get("data") if isinstance(data, dict) else None
+        if status >= 300 or not isinstance(listed, list):
+            return [f"the endpoint at {self.host} does not list its models (GET /models: HTTP {status}); not checked"]
+        entries = [item for item in listed if isinstance(item, dict) and isinstance(item.get("id"), str)]
+        ids = {item["id"] for item in entries}
+        if len(entries) == 1 and entries[0].get("owned_by") == "llamacpp":
+            return [f"llama-server at {self.host} serves one model ({entries[0]['id']}) whatever the name asked"]
+        missing = [m for m in wanted if m not in ids]
+        if missing:
+            shown = ", ".join(sorted(ids)[:12]) + (", ..." if len(ids) > 12 else "")
+            raise ConfigurationError(
+                f"model {missing[0]!r} is not served by the endpoint at {self.host} (it lists: {shown or 'none'}): "
+                "check --model / --question-model and --base-url"
+            )
+        return []
 
-    def _cached(self, prepared: _Prepared) -> ChatResult | None:
-        row = self._cache.get(prepared.key)
-        if row is None and self.config.cache_ignore_params:
-            row = self._cache.get_ignoring_params(prepared.pkey)
-        if row is None:
-            return None
-        request = prepared.request
-        parsed = None
-        if request.response_model is not None:
-            try:
-                parsed = request.response_model.model_validate_json(row.text)
-            except ValidationError:
-                return None  # a validator changed since it was cached: ask again
-        return ChatResult.model_construct(
-            key=request.key,
-            text=row.text,
-            parsed=parsed,
-            model=row.model,
-            prompt_tokens=row.prompt_tokens,
-            completion_tokens=row.completion_tokens,
-            cached=True,
-        )
+    def expect_models(self, models: list[str]) -> None:
+        """Models this engine will be asked for: :meth:`preflight` checks them all before the first call
+        that is not in the cache (a fully cached re-run needs no endpoint), once per engine."""
+        self._expected_models = list(dict.fromkeys(m for m in models if m))
+        self._models_checked = not self._expected_models
+
+    async def _check_models(self) -> None:
+        if self._models_checked:
+            return
+        self._models_checked = True
+        for note in await self.preflight(self._expected_models):
+            log.info("%s", note)
+
+    def prepare(self, request: ChatRequest) -> Prepared:
+        """The request's cache keys and wire body (see ``RequestCore.prepare``)."""
+        return self.core.prepare(request)
 
     def lookup(self, request: ChatRequest) -> ChatResult | None:
         """The cached result for this request, or None. Never calls the endpoint."""
-        return self._cached(self._prepare(request))
+        return self.core.cached(self.core.prepare(request))
 
     # ----- streaming -------------------------------------------------------------------------------
 
@@ -274,6 +317,7 @@ class LLMEngine:
             if self.config.mode == "batch":
                 from glan_dataset.llm.batch import BatchRunner, control_errors
 
+                await self._check_models()
                 with control_errors(self):
                     async for outcome in BatchRunner(self, stage, stats).run(requests):
                         yield outcome
@@ -281,6 +325,7 @@ class LLMEngine:
                 async for outcome in self._stream_online(requests, stage, stats):
                     yield outcome
         finally:
+            self.flush()  # before the caller's loop ends: what it has seen is on disk
             self._progress.end_stage(stats)
 
     async def map(
@@ -316,7 +361,8 @@ class LLMEngine:
     async def _stream_online(
         self, requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest], stage: str, stats: StageStats
     ) -> AsyncIterator[ChatResult | ChatFailure]:
-        source = _aiter(requests)
+        source = aiter_requests(requests)
+        core = self.core
         finished: asyncio.Queue[asyncio.Task[ChatResult | ChatFailure]] = asyncio.Queue()
         running: set[asyncio.Task[ChatResult | ChatFailure]] = set()
         # Units sleeping in a backoff hold no HTTP slot, so allow more units than slots.
@@ -336,8 +382,8 @@ class LLMEngine:
                     except StopAsyncIteration:
                         exhausted = True
                         break
-                    prepared = self._prepare(request)
-                    hit = self._cached(prepared)
+                    prepared = core.prepare(request)
+                    hit = core.cached(prepared)
                     if hit is not None:
                         stats.cached += 1
                         stats.done += 1
@@ -346,7 +392,8 @@ class LLMEngine:
                         if stats.cached % 1024 == 0:
                             await asyncio.sleep(0)  # a long cached replay still lets the progress display run
                         continue
-                    task = loop.create_task(self._run_unit(prepared, stats))
+                    await self._check_models()
+                    task = loop.create_task(self.run_unit(prepared, stats))
                     running.add(task)
                     task.add_done_callback(on_done)
                 if not running and finished.empty():
@@ -370,70 +417,73 @@ class LLMEngine:
                 if not leftover.cancelled():
                     leftover.exception()
 
-    async def _run_unit(
-        self, prepared: _Prepared, stats: StageStats, *, already_asked: int = 0
+    async def run_unit(
+        self,
+        prepared: Prepared,
+        stats: StageStats,
+        *,
+        already_asked: int = 0,
+        body: dict[str, Any] | None = None,
     ) -> ChatResult | ChatFailure:
-        """``already_asked``: structured asks made elsewhere (a Batch API reply that failed validation)."""
+        """One unit to its end: a result (committed to the cache) or a failure (in failures.jsonl).
+        ``already_asked``/``body``: a Batch API reply that needs asking again online (a re-ask with
+        the validation error, or a larger token budget)."""
         request = prepared.request
         config = self.config
-        body = prepared.body
+        core = self.core
+        base = prepared.body  # the request as asked, with the current token budget
+        budget = prepared.budget
+        body = body or base
         attempts = already_asked
         structured_tries = already_asked
         connect_failures = 0
         reason = "no attempt made"
-        while attempts < config.max_attempts:
+        limit = config.max_attempts  # a larger token budget is a new ask, bounded by the cap, not a retry
+        while attempts < limit:
             attempts += 1
             if attempts > 1:
                 stats.retries += 1
             try:
-                data = await self._send(body, prepared.estimate, stats)
-                text, model, prompt_tokens, completion_tokens = _read_completion(data)
+                payload = prepared.payload if body is prepared.body else _dumps(body).encode()
+                data = await self._send(payload, body, prepared.estimate, stats)
+                completion = read_completion(data, self.scrub)
             except _Retry as fault:
                 reason = fault.reason
                 connect_failures += fault.connect
-                if attempts < config.max_attempts:
+                if attempts < limit:
                     await asyncio.sleep(self._backoff(attempts, fault.retry_after))
+                continue
+            except MalformedResponse as fault:
+                reason = str(fault)
+                if attempts < limit:
+                    await asyncio.sleep(self._backoff(attempts, None))
                 continue
             except _GiveUp as fault:
                 reason = str(fault)
                 break
-            self._note_completion(request.stage, completion_tokens)
-            parsed: BaseModel | None = None
-            if request.response_model is not None:
-                try:
-                    parsed, text = _validate(request.response_model, text)
-                except ValidationError as error:
+            core.note_completion(request.stage, completion.completion_tokens)
+            verdict = core.judge(completion, request.response_model, budget=budget, cap=request.max_tokens_cap)
+            if isinstance(verdict, Problem):
+                core.charge(request.stage, request.model, completion)
+                reason = verdict.reason
+                if verdict.retry == "grow":
+                    budget = core.grown_budget(budget, request.max_tokens_cap or 0, completion)
+                    body = base = core.with_budget(base, budget)
+                    limit += 1
+                    continue
+                if verdict.retry == "reask":
                     structured_tries += 1
-                    self.usage.record_call(request.stage, request.model, prompt_tokens, completion_tokens)
-                    self._cache.add_usage(request.stage, request.model, prompt_tokens, completion_tokens)
-                    reason = "invalid structured output: " + _summarise(error)
                     if structured_tries >= config.structured_attempts:
                         break
-                    body = _reask(prepared.body, text, reason)
+                    body = reask_body(base, completion.text, reason)
                     continue
-            elif not text.strip():
-                reason = "empty completion"
-                continue
-            self._cache.put(
-                prepared.key,
-                prepared.pkey,
-                request.stage,
-                model or request.model,
-                text,
-                prompt_tokens,
-                completion_tokens,
-                usage_model=request.model,
-            )
-            self.usage.record_call(request.stage, request.model, prompt_tokens, completion_tokens)
-            return ChatResult.model_construct(
-                key=request.key,
-                text=text,
-                parsed=parsed,
-                model=model or request.model,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                cached=False,
-            )
+                if verdict.retry == "again":
+                    continue
+                break
+            parsed, text = verdict
+            core.commit(prepared.key, prepared.pkey, request.stage, request.model, completion, text)
+            self._committed()
+            return core.result(request.key, request.model, completion, text, parsed)
         if connect_failures and connect_failures == attempts - already_asked:
             raise EndpointUnreachableError(
                 f"cannot reach the LLM endpoint at {self.host} after {attempts} attempts ({reason}); "
@@ -445,28 +495,27 @@ class LLMEngine:
     def record_failure(
         self, stage: str, key: str, reason: str, attempts: int, stats: StageStats | None = None
     ) -> ChatFailure:
-        """Append to RUN/failures.jsonl (one line, no rewrite) and make the ChatFailure."""
-        reason = reason[:_MAX_REASON]
+        """Append to RUN/failures.jsonl (one line, no rewrite) and make the ChatFailure. The reason is
+        scrubbed of the API key; its kind (truncated, refused, http_500, ...) is counted per stage."""
+        reason = self.scrub(reason)[:_MAX_REASON]
+        kind = failure_kind(reason)
         if self._failures_file is None:
             self._failures_file = open(self.run_dir.failures, "a", encoding="utf-8", buffering=1)
         line = {
             "stage": stage,
             "key": key,
             "reason": reason,
+            "kind": kind,
             "attempts": attempts,
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         self._failures_file.write(json.dumps(line, ensure_ascii=False) + "\n")
+        if stats is None:
+            stats = self._progress.stages.get(stage)
         if stats is not None:
             stats.failures += 1
+            stats.reasons[kind] = stats.reasons.get(kind, 0) + 1
         return ChatFailure(key=key, stage=stage, reason=reason, attempts=attempts)
-
-    def _note_completion(self, stage: str, completion_tokens: int) -> None:
-        """Running mean of completion length per stage: the tpm estimate, instead of max_tokens."""
-        previous = self._completion_estimate.get(stage)
-        self._completion_estimate[stage] = (
-            completion_tokens if previous is None else 0.95 * previous + 0.05 * completion_tokens
-        )
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -474,10 +523,10 @@ class LLMEngine:
         ceiling = min(self.config.backoff_max, self.config.backoff_base * 2 ** (attempt - 1))
         return ceiling * (0.5 + 0.5 * self._rng.random())
 
-    async def _send(self, body: dict[str, Any], estimate: int, stats: StageStats) -> dict[str, Any]:
-        """One HTTP call under the limits. Returns the decoded JSON body; raises _Retry or _GiveUp."""
+    async def _send(self, payload: bytes, body: dict[str, Any], estimate: int, stats: StageStats) -> dict[str, Any]:
+        """One HTTP call under the limits (``payload`` is ``body`` encoded). Returns the decoded JSON
+        body; raises _Retry or _GiveUp."""
         limits = self._limits
-        payload = _dumps(body).encode()
         await limits.acquire(estimate)
         sent_at = time.monotonic()
         stats.in_flight += 1
@@ -504,13 +553,20 @@ class LLMEngine:
         return data
 
     async def _post_sdk(self, payload: bytes, sent_at: float, body: dict[str, Any]) -> tuple[bytes, Mapping[str, str]]:
+        import httpx2
+        import openai
+
         try:
-            # bytes pass through the SDK untouched (no deep copy of the options, no re-encoding)
-            response = await self._client.post("/chat/completions", content=payload, cast_to=httpx2.Response)
-            return response.content, response.headers
+            # bytes pass through the SDK untouched (no deep copy of the options, no re-encoding);
+            # the SDK's timeout is per read: the deadline for the whole call is ours
+            async with asyncio.timeout(self.config.timeout):
+                response = await self.openai_client.post("/chat/completions", content=payload, cast_to=httpx2.Response)
+                return response.content, response.headers
+        except TimeoutError:
+            raise _Retry(f"timed out after {self.config.timeout:g}s") from None
         except openai.APIStatusError as error:
             raise self._status_fault(
-                error.status_code, error.response.headers, _error_message(error), sent_at, body
+                error.status_code, error.response.headers, self.scrub(_error_message(error)), sent_at, body
             ) from None
         except openai.APIConnectionError as error:  # includes APITimeoutError
             if _is_connect_error(error):
@@ -524,11 +580,13 @@ class LLMEngine:
     async def _post_direct(
         self, payload: bytes, sent_at: float, body: dict[str, Any]
     ) -> tuple[bytes, Mapping[str, str]]:
+        from glan_dataset.llm import transport
+
         assert self._direct is not None
         try:
             return await self._direct.post(payload)
         except transport.HTTPStatusFault as fault:
-            raise self._status_fault(fault.status, fault.headers, fault.message, sent_at, body) from None
+            raise self._status_fault(fault.status, fault.headers, self.scrub(fault.message), sent_at, body) from None
         except transport.ConnectFault as fault:
             raise _Retry(f"cannot connect: {fault}"[:200], connect=True) from None
         except transport.TimeoutFault:
@@ -559,68 +617,6 @@ class LLMEngine:
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _read_completion(data: Any) -> tuple[str, str, int, int]:
-    """(text, model, prompt_tokens, completion_tokens) from a chat.completion JSON body."""
-    try:
-        choice = data["choices"][0]
-        text = choice["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        raise _Retry("malformed response: no choices[0].message.content") from None
-    if text is None:
-        text = ""
-    usage = data.get("usage") or {}
-    return (
-        text,
-        str(data.get("model") or ""),
-        int(usage.get("prompt_tokens") or 0),
-        int(usage.get("completion_tokens") or 0),
-    )
-
-
-def _validate(model: type[BaseModel], text: str) -> tuple[BaseModel, str]:
-    """Validate a structured reply; a reply wrapped in a Markdown code fence is accepted (and cached)
-    as the JSON inside it, since models without strict-schema support often fence their JSON."""
-    try:
-        return model.model_validate_json(text), text
-    except ValidationError:
-        inner = _unfence(text)
-        if inner is None:
-            raise
-        return model.model_validate_json(inner), inner
-
-
-def _unfence(text: str) -> str | None:
-    stripped = text.strip()
-    if not stripped.startswith("```"):
-        return None
-    first_newline = stripped.find("\n")
-    if first_newline < 0 or not stripped.endswith("```"):
-        return None
-    return stripped[first_newline + 1 : -3].strip()
-
-
-def _reask(body: dict[str, Any], bad_text: str, problem: str) -> dict[str, Any]:
-    """The original conversation + the invalid reply + what was wrong (never accumulating turns)."""
-    follow_up = (
-        f"Your reply could not be used ({problem}). Reply again with only a JSON object that matches the "
-        "required schema, with no other text."
-    )
-    messages = [
-        *body["messages"],
-        {"role": "assistant", "content": bad_text[:4000]},
-        {"role": "user", "content": follow_up},
-    ]
-    return {**body, "messages": messages}
-
-
-def _summarise(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False)[:5]:
-        location = ".".join(str(p) for p in item.get("loc", ())) or "(root)"
-        parts.append(f"{location}: {item.get('msg')}")
-    return "; ".join(parts)[:400]
-
-
 def _error_message(error: openai.APIStatusError) -> str:
     body = error.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
@@ -643,6 +639,8 @@ _CONNECT_ERRORS = {"ClientConnectorError", "ClientConnectorDNSError", "Connectio
 def _is_connect_error(error: BaseException) -> bool:
     """True when no connection could be opened (refused, DNS, connect timeout), as opposed to one
     dropped mid-call. The aiohttp transport maps both to httpx2.ConnectTimeout, so look at the root."""
+    import httpx2
+
     for item in _chain(error):
         if isinstance(item, (httpx2.ConnectError, ConnectionRefusedError)) or type(item).__name__ in _CONNECT_ERRORS:
             return True
@@ -662,12 +660,3 @@ def _root_message(error: BaseException) -> str:
     while current.__cause__ is not None:
         current = current.__cause__
     return (type(current).__name__ + (f": {current}" if str(current) else ""))[:200]
-
-
-async def _aiter(requests: Iterable[ChatRequest] | AsyncIterable[ChatRequest]) -> AsyncIterator[ChatRequest]:
-    if isinstance(requests, AsyncIterable):
-        async for request in requests:
-            yield request
-    else:
-        for request in requests:
-            yield request

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from rich import box
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -47,6 +47,7 @@ class StageStats:
     wall: float = 0.0
     started: float = field(default_factory=time.monotonic)
     active_streams: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # failure kind -> count (truncated, refused, ...)
 
 
 class _RateColumn(ProgressColumn):
@@ -197,4 +198,13 @@ class ProgressDisplay:
         table.caption = "run total so far: " + (
             "unknown cost (no --price for some model)" if total is None else f"${total:,.2f}"
         )
-        return table
+        failing = [(name, stats.reasons) for name, stats in self.stages.items() if stats.reasons]
+        if not failing:
+            return table
+        reasons = Table(title="failures by reason", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        for column in ("stage", "reason", "units"):
+            reasons.add_column(column, justify="right" if column == "units" else "left", no_wrap=True)
+        for name, counts in failing:
+            for kind, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+                reasons.add_row(name, kind, f"{count:,}")
+        return Group(table, reasons)

@@ -26,6 +26,9 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = None
     sample_index: int = 0
     response_model: type[BaseModel] | None = None
+    # A truncated reply (finish_reason "length") is asked again with a doubled budget up to this cap
+    # (conversions); without a cap truncation fails the unit at once. Not part of the cache key.
+    max_tokens_cap: int | None = Field(None, ge=1)
 
 
 class ChatResult(BaseModel):
@@ -37,6 +40,7 @@ class ChatResult(BaseModel):
     model: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0  # included in completion_tokens (what the API bills)
     cached: bool = False
 
 
@@ -57,7 +61,7 @@ class EngineConfig(BaseModel):
     base_urls: list[str] = Field(default_factory=list)
     api_key: SecretStr | None = None
     concurrency: int = Field(64, ge=1)
-    timeout: float = Field(120.0, gt=0)
+    timeout: float = Field(120.0, gt=0)  # seconds for a whole call (connect, send, read the body)
     max_attempts: int = Field(6, ge=1)
     structured_attempts: int = Field(3, ge=1)
     rpm: int | None = Field(None, ge=1)
@@ -76,6 +80,15 @@ class EngineConfig(BaseModel):
     batch_max_requests: int = Field(50_000, ge=1)
     batch_max_bytes: int = Field(200_000_000, ge=1024)  # the API's 200 MB, read as decimal to stay under it
     batch_max_rounds: int = Field(3, ge=1)
+    # The JSON Schema subset sent as response_format: "auto" = OpenAI's strict subset (no string
+    # length bounds) for api.openai.com and Azure OpenAI, the full schema for every other server.
+    schema_dialect: Literal["auto", "full", "openai"] = "auto"
+    # The body field of the token budget: "auto" = max_completion_tokens for o-series/gpt-5 models.
+    token_field: Literal["auto", "max_tokens", "max_completion_tokens"] = "auto"
+    # Responses are committed to the cache in groups: a kill -9 loses at most the calls in flight
+    # plus one group (commit_every responses or commit_interval seconds, whichever comes first).
+    commit_every: int = Field(256, ge=1)
+    commit_interval: float = Field(0.1, gt=0)
 
 
 class EndpointUnreachableError(GlanError):

@@ -16,6 +16,7 @@ class AnswersStep(Step[QuestionRow]):
     """One answer per question of ``questions`` (answer model and sampling); writes the records."""
 
     name = "answer"
+    max_tokens = 2_048
     prompt = "answer"
     typical_completion_tokens = 500
     reads = "questions"

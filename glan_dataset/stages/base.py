@@ -101,14 +101,27 @@ class Call(ABC, Generic[SourceT, OutT]):
     """One LLM call per source item.
 
     Class attributes: ``name`` names the call everywhere (engine stage, progress row, usage and cost
-    key, failures.jsonl, ``glan plan`` row); ``prompt`` is its template; ``max_tokens`` its budget when
-    the settings' sampling gives none; ``typical_completion_tokens`` what ``glan plan`` assumes.
+    key, failures.jsonl, ``glan plan`` row); ``prompt`` is its template; ``max_tokens`` its default
+    budget (see :meth:`budget`); ``max_tokens_cap`` how far a reply cut at the budget is asked again with
+    a doubled budget (structured conversions, which are useless cut); ``typical_completion_tokens`` what
+    ``glan plan`` assumes.
     """
 
     name: ClassVar[str]
     prompt: ClassVar[str]
     max_tokens: ClassVar[int | None] = None
+    max_tokens_cap: ClassVar[int | None] = None
     typical_completion_tokens: ClassVar[int]
+
+    def budget(self, settings: GenerationSettings) -> int | None:
+        """Completion tokens asked for: ``--max-tokens CALL=N`` (a per-turn call also answers to its name
+        without the turn number), else ``--max-tokens N``, else the sampling's, else the call's default."""
+        overrides = settings.max_tokens
+        for key in (self.name, self.name.rstrip("_0123456789"), "*"):
+            if key in overrides:
+                return overrides[key]
+        sampling = self.sampling(settings)
+        return sampling.max_tokens if sampling.max_tokens is not None else self.max_tokens
 
     def model(self, settings: GenerationSettings) -> str:
         return settings.model
@@ -138,6 +151,7 @@ class Call(ABC, Generic[SourceT, OutT]):
     ) -> ChatRequest:
         """A request with this call's model and sampling (the cache key is derived from its content)."""
         sampling = self.sampling(context.settings)
+        budget = self.budget(context.settings)
         return ChatRequest(
             key=unit_key(context.slug, self.name, *key_parts),
             stage=self.name,
@@ -145,7 +159,8 @@ class Call(ABC, Generic[SourceT, OutT]):
             messages=messages,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
-            max_tokens=sampling.max_tokens if sampling.max_tokens is not None else self.max_tokens,
+            max_tokens=budget,
+            max_tokens_cap=None if self.max_tokens_cap is None or budget is None else max(budget, self.max_tokens_cap),
             sample_index=sample_index,
             response_model=response_model,
         )

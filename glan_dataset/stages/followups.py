@@ -22,6 +22,7 @@ from glan_dataset.llm import ChatRequest, ChatResult
 from glan_dataset.records import Message, Record
 from glan_dataset.settings import GenerationSettings, SamplingParams
 from glan_dataset.stages.answers import AnswersStep
+from glan_dataset.stages.questions import QuestionsStep
 from glan_dataset.stages.base import Call, Reject, Step, StepContext, filler
 
 STUDENT_QUESTION_TOKENS = 80
@@ -57,6 +58,7 @@ class StudentQuestion(Call[Record, Record]):
     """Turn ``turn``'s student question: the conversation so far, one user message longer."""
 
     prompt = "followup_question"
+    max_tokens = QuestionsStep.max_tokens
     typical_completion_tokens = STUDENT_QUESTION_TOKENS
 
     def __init__(self, turn: int) -> None:
@@ -98,6 +100,7 @@ class TeacherAnswer(Call[Record, Record]):
     """Turn ``turn``'s answer to the last question, with the whole conversation as chat history."""
 
     prompt = AnswersStep.prompt
+    max_tokens = AnswersStep.max_tokens
     typical_completion_tokens = AnswersStep.typical_completion_tokens
 
     def __init__(self, turn: int) -> None:

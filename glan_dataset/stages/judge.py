@@ -54,6 +54,8 @@ class JudgeStep(Step[Record]):
     """One judge call per record; writes the scores beside the records (``judgements``)."""
 
     name = "judge"
+    max_tokens = 512
+    max_tokens_cap = 2_048
     prompt = "judge"
     typical_completion_tokens = 60
     reads = "records"

@@ -96,6 +96,7 @@ class QuestionsStep(Step[QuestionSample]):
     """``questions_per_subject`` seeded samples per syllabus of ``syllabi``, one question call each."""
 
     name = "question"
+    max_tokens = 512
     prompt = "question"
     typical_completion_tokens = 120
     reads = "syllabi"

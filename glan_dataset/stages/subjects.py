@@ -31,6 +31,8 @@ class SubjectConversion(Call[tuple[int, str], SubjectList]):
     """A free-text subject list converted to a ``SubjectList`` (JSON-schema response format)."""
 
     name = "subjects_to_json"
+    max_tokens = 4_096
+    max_tokens_cap = 16_384
     prompt = "subjects_to_json"
     typical_completion_tokens = 1_000
 
@@ -55,6 +57,7 @@ class SubjectsStep(Step[int]):
     """``subject_samples`` free-text lists (same prompt, distinct sample indices), converted, de-duplicated."""
 
     name = "subjects"
+    max_tokens = 2_048
     prompt = "subjects"
     typical_completion_tokens = 1_200
     reads = None

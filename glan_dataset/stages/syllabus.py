@@ -21,6 +21,8 @@ class SyllabusConversion(Call[tuple[SubjectRow, str], SyllabusRow]):
     """A free-text syllabus converted to a ``Syllabus``; the row keeps both."""
 
     name = "syllabus_to_json"
+    max_tokens = 8_192
+    max_tokens_cap = 32_768
     prompt = "syllabus_to_json"
     typical_completion_tokens = 1_400
 
@@ -48,6 +50,7 @@ class SyllabusStep(Step[SubjectRow]):
     """One free-text syllabus per subject of ``subjects``, then its conversion."""
 
     name = "syllabus"
+    max_tokens = 4_096
     prompt = "syllabus"
     typical_completion_tokens = 1_500
     reads = "subjects"

@@ -30,8 +30,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", action="store_true", help="mark every generated text as a demo placeholder")
     parser.add_argument("--record", action="store_true", help="keep a (model, messages sha) log in the stats")
     faults = parser.add_argument_group("faults (per-request probabilities)")
-    for name in ("429", "500", "503", "hang", "invalid-json", "truncated", "batch-item-error"):
+    for name in (
+        "429",
+        "500",
+        "503",
+        "hang",
+        "invalid-json",
+        "truncated",
+        "length",
+        "refusal",
+        "content-filter",
+        "think",
+        "reasoning",
+        "drip",
+        "echo-key",
+        "batch-item-error",
+    ):
         faults.add_argument(f"--rate-{name}", type=float, default=0.0)
+    faults.add_argument("--drip-interval", type=float, default=0.5, help="seconds between bytes of a drip body")
     faults.add_argument("--retry-after", type=float, default=0.05, help="Retry-After seconds on 429")
     faults.add_argument("--hang-seconds", type=float, default=30.0)
     faults.add_argument("--fault-seed", type=int, default=0)
@@ -49,14 +65,21 @@ def plan_from_args(args: argparse.Namespace) -> FaultPlan | None:
         hang_seconds=args.hang_seconds,
         rate_invalid_json=args.rate_invalid_json,
         rate_truncated=args.rate_truncated,
+        rate_length=args.rate_length,
+        rate_refusal=args.rate_refusal,
+        rate_content_filter=args.rate_content_filter,
+        rate_think=args.rate_think,
+        rate_reasoning=args.rate_reasoning,
+        rate_drip=args.rate_drip,
+        drip_interval=args.drip_interval,
+        rate_echo_key=args.rate_echo_key,
         rate_batch_item_error=args.rate_batch_item_error,
         seed=args.fault_seed,
     )
-    return (
-        plan
-        if plan != FaultPlan(retry_after=plan.retry_after, hang_seconds=plan.hang_seconds, seed=plan.seed)
-        else None
+    quiet = FaultPlan(
+        retry_after=plan.retry_after, hang_seconds=plan.hang_seconds, drip_interval=plan.drip_interval, seed=plan.seed
     )
+    return plan if plan != quiet else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from random import Random
@@ -67,8 +68,25 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
     return message_text(messages[-1]) if messages else ""
 
 
-def validate_body(body: Any) -> None:
-    """Reject what the real API rejects before any generation (raises :class:`RequestError`)."""
+_COMPLETION_TOKENS_MODELS = re.compile(r"^(?:o\d|gpt-5)", re.IGNORECASE)
+_STRICT_UNSUPPORTED = ("minLength", "maxLength")
+
+
+def _schema_keywords(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = set(node)
+        for value in node.values():
+            found |= _schema_keywords(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_schema_keywords(v) for v in node)) if node else set()
+    return set()
+
+
+def validate_body(body: Any, *, strict_schemas: bool = False) -> None:
+    """Reject what the real API rejects before any generation (raises :class:`RequestError`):
+    ``max_tokens`` for o-series/gpt-5 models (they take ``max_completion_tokens``) and, with
+    ``strict_schemas``, the schema keywords OpenAI's strict mode does not support."""
     if not isinstance(body, dict):
         raise RequestError("The request body must be a JSON object.")
     if not isinstance(body.get("model"), str) or not body["model"]:
@@ -81,6 +99,12 @@ def validate_body(body: Any) -> None:
             raise RequestError(f"Invalid message at index {i}: a 'role' is required.", f"messages[{i}]")
     if body.get("stream"):
         raise RequestError("stream=true is not supported by the fake server.", "stream")
+    if "max_tokens" in body and _COMPLETION_TOKENS_MODELS.match(body["model"]):
+        raise RequestError(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            "max_tokens",
+        )
     n = body.get("n", 1)
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 16):
         raise RequestError("'n' must be an integer between 1 and 16.", "n")
@@ -100,6 +124,13 @@ def validate_body(body: Any) -> None:
             raise RequestError(
                 "'response_format.json_schema.schema' must be an object.", "response_format.json_schema.schema"
             )
+        if strict_schemas:
+            unsupported = sorted(_schema_keywords(spec.get("schema", {})) & set(_STRICT_UNSUPPORTED))
+            if unsupported:
+                raise RequestError(
+                    f"Invalid schema for response_format: '{unsupported[0]}' is not permitted.",
+                    "response_format",
+                )
 
 
 class CompletionEngine:

@@ -13,7 +13,21 @@ from dataclasses import asdict, dataclass, fields
 from random import Random
 from typing import Any, Literal
 
-FaultKind = Literal["429", "500", "503", "hang", "invalid_json", "truncated"]
+FaultKind = Literal[
+    "429",
+    "500",
+    "503",
+    "hang",
+    "invalid_json",
+    "truncated",
+    "length",
+    "refusal",
+    "content_filter",
+    "think",
+    "reasoning",
+    "drip",
+    "echo_key",
+]
 BATCH_ITEM_ERROR = "batch_item_error"
 """Stats key for Batch API items sent to the error file."""
 
@@ -25,6 +39,15 @@ class FaultPlan:
     ``rate_invalid_json`` only applies to requests with a ``response_format``; for
     other requests that slice of probability yields a normal answer. If the rates sum
     to more than 1 the later kinds are squeezed out.
+
+    What real models and servers do, on demand: ``length`` (the answer cut mid-way with
+    ``finish_reason: "length"``), ``refusal`` ("I'm sorry, but I can't ..."; for a JSON
+    request, ``message.refusal`` with no content, as OpenAI answers), ``content_filter``
+    (no content, ``finish_reason: "content_filter"``), ``think`` (a ``<think>...</think>``
+    block before the answer), ``reasoning`` (a ``reasoning_content`` field and
+    ``usage.completion_tokens_details.reasoning_tokens``), ``drip`` (the body sent one
+    byte every ``drip_interval`` seconds) and ``echo_key`` (a 400 whose message quotes
+    the request's Authorization header, as some proxies do).
     """
 
     rate_429: float = 0.0
@@ -35,6 +58,14 @@ class FaultPlan:
     hang_seconds: float = 30.0
     rate_invalid_json: float = 0.0
     rate_truncated: float = 0.0
+    rate_length: float = 0.0
+    rate_refusal: float = 0.0
+    rate_content_filter: float = 0.0
+    rate_think: float = 0.0
+    rate_reasoning: float = 0.0
+    rate_drip: float = 0.0
+    drip_interval: float = 0.5
+    rate_echo_key: float = 0.0
     rate_batch_item_error: float = 0.0
     seed: int = 0
 
@@ -42,8 +73,8 @@ class FaultPlan:
         for f in fields(self):
             if f.name.startswith("rate_") and not 0.0 <= getattr(self, f.name) <= 1.0:
                 raise ValueError(f"FaultPlan.{f.name} must be in [0, 1], got {getattr(self, f.name)}")
-        if self.retry_after < 0 or self.hang_seconds < 0:
-            raise ValueError("FaultPlan.retry_after and hang_seconds must be >= 0")
+        if self.retry_after < 0 or self.hang_seconds < 0 or self.drip_interval < 0:
+            raise ValueError("FaultPlan.retry_after, hang_seconds and drip_interval must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +140,13 @@ def _cumulative(plan: FaultPlan) -> tuple[tuple[float, FaultKind], ...]:
         (plan.rate_hang, "hang"),
         (plan.rate_invalid_json, "invalid_json"),
         (plan.rate_truncated, "truncated"),
+        (plan.rate_length, "length"),
+        (plan.rate_refusal, "refusal"),
+        (plan.rate_content_filter, "content_filter"),
+        (plan.rate_think, "think"),
+        (plan.rate_reasoning, "reasoning"),
+        (plan.rate_drip, "drip"),
+        (plan.rate_echo_key, "echo_key"),
     )
     table: list[tuple[float, FaultKind]] = []
     total = 0.0

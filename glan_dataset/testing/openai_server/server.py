@@ -100,12 +100,22 @@ class FakeOpenAIServer:
         demo: bool = False,
         record: bool = False,
         responder: Callable[[dict[str, Any]], str | None] | None = None,
+        strict_schemas: bool = False,
+        models: tuple[str, ...] | None = None,
+        owned_by: str = "glan-fake",
     ) -> None:
+        """``strict_schemas``: reject JSON Schema keywords OpenAI's strict mode rejects (string
+        length bounds), as api.openai.com does. ``models``: what GET /v1/models lists (None = the
+        default list; an empty tuple makes /v1/models answer 404, like servers without it); ``owned_by``:
+        their owner field (llama-server says "llamacpp")."""
         self.latency = latency
         self.host = host
         self.port = port
         self.ratelimit_headers = ratelimit_headers
         self.demo = demo
+        self.strict_schemas = strict_schemas
+        self.models = _MODELS if models is None else models
+        self.owned_by = owned_by
         self.stats = ServerStats(requests_log=[] if record else None)
         self.engine = CompletionEngine(seed=seed, demo=demo, responder=responder)
         self._faults = FaultSampler(faults)
@@ -228,7 +238,7 @@ class FakeOpenAIServer:
         log_sha = messages_sha(body.get("messages")) if self.stats.requests_log is not None else None
         self.stats.count_call(model if isinstance(model, str) else "<none>", log_sha)
         try:
-            validate_body(body)
+            validate_body(body, strict_schemas=self.strict_schemas)
         except RequestError as exc:
             return error_response(exc.status, exc.message, "invalid_request_error", param=exc.param)
         fault = self._faults.draw(self.engine.is_structured(body))
@@ -239,16 +249,27 @@ class FakeOpenAIServer:
             early = await self._early_fault(fault)
             if early is not None:
                 return early
+        if fault == "echo_key":
+            return error_response(
+                400,
+                f"Invalid request (injected); received headers: Authorization: {request.headers.get('Authorization')}",
+                "invalid_request_error",
+            )
         try:
             completion = self.engine.complete(body, invalid_json=fault == "invalid_json")
         except RequestError as exc:
             return error_response(exc.status, exc.message, "invalid_request_error", param=exc.param)
+        if fault in _CONTENT_FAULTS:
+            apply_content_fault(completion, fault, structured=self.engine.is_structured(body))
         payload = json.dumps(completion, ensure_ascii=False).encode()
         headers = {"x-request-id": self._request_id()}
         if self.ratelimit_headers:
             headers.update(self._rate_window.headers(completion["usage"]["total_tokens"]))
         if fault == "truncated":
             return await _truncated(request, payload, headers)
+        if fault == "drip":
+            plan = self._faults.plan
+            return await _drip(request, payload, headers, plan.drip_interval if plan else 0.5)
         self.stats.count_ok()
         return web.Response(body=payload, content_type="application/json", headers=headers)
 
@@ -292,8 +313,10 @@ class FakeOpenAIServer:
         return f"req_{next(self._request_ids):016x}"
 
     async def _models(self, request: web.Request) -> web.Response:
+        if not self.models:
+            return error_response(404, "Invalid URL (GET /v1/models)", "invalid_request_error")
         created = 1_700_000_000
-        data = [{"id": m, "object": "model", "created": created, "owned_by": "glan-fake"} for m in _MODELS]
+        data = [{"id": m, "object": "model", "created": created, "owned_by": self.owned_by} for m in self.models]
         return json_response({"object": "list", "data": data})
 
     async def _get_stats(self, request: web.Request) -> web.Response:
@@ -334,6 +357,53 @@ async def _truncated(request: web.Request, payload: bytes, headers: dict[str, st
     if transport is not None:
         transport.abort()
     raise asyncio.CancelledError  # nothing more can be written; end this handler quietly
+
+
+_CONTENT_FAULTS = frozenset({"length", "refusal", "content_filter", "think", "reasoning"})
+_REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
+_REASONING_TEXT = "The user wants an answer. Let me think about the key concepts first, then write it down. "
+
+
+def apply_content_fault(completion: dict[str, Any], fault: str, *, structured: bool) -> None:
+    """Rewrite a completion (in place) the way a real model misbehaves (see FaultPlan)."""
+    choice = completion["choices"][0]
+    message = choice["message"]
+    usage = completion["usage"]
+    content = message["content"] or ""
+    if fault == "length":
+        message["content"] = content[: max(1, len(content) // 2)]
+        choice["finish_reason"] = "length"
+    elif fault == "refusal":
+        if structured:
+            message["content"], message["refusal"] = None, _REFUSAL_TEXT
+        else:
+            message["content"] = _REFUSAL_TEXT
+    elif fault == "content_filter":
+        message["content"] = None
+        choice["finish_reason"] = "content_filter"
+    elif fault == "think":
+        message["content"] = f"<think>{_REASONING_TEXT * 3}</think>\n\n{content}"
+        usage["completion_tokens"] += 60
+        usage["total_tokens"] += 60
+    elif fault == "reasoning":
+        message["reasoning_content"] = _REASONING_TEXT * 3
+        reasoning_tokens = 60
+        usage["completion_tokens"] += reasoning_tokens
+        usage["total_tokens"] += reasoning_tokens
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+
+
+async def _drip(request: web.Request, payload: bytes, headers: dict[str, str], interval: float) -> web.StreamResponse:
+    """The whole body, one byte every ``interval`` seconds (a server that trickles its answer)."""
+    response = web.StreamResponse(status=200, headers=headers)
+    response.content_type = "application/json"
+    response.content_length = len(payload)
+    await response.prepare(request)
+    for index in range(len(payload)):
+        await response.write(payload[index : index + 1])
+        await asyncio.sleep(interval)
+    await response.write_eof()
+    return response
 
 
 @web.middleware
