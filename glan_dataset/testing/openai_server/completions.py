@@ -156,7 +156,9 @@ class CompletionEngine:
 
     def complete(self, body: dict[str, Any], *, invalid_json: bool = False) -> dict[str, Any]:
         """The full ChatCompletion for ``body``; ``invalid_json`` injects a broken JSON answer."""
-        digest = hashlib.sha256(self._seed_prefix + canonical_json(body)).digest()
+        # the budget cuts an answer, it does not change what the model would say: leave it out of the seed
+        seeded = {k: v for k, v in body.items() if k not in ("max_tokens", "max_completion_tokens")}
+        digest = hashlib.sha256(self._seed_prefix + canonical_json(seeded)).digest()
         base_seed = int.from_bytes(digest[:8], "big")
         n = body.get("n") or 1
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
