@@ -12,6 +12,7 @@ decontamination and publishing together; the CLI and ``builder_script.py`` call 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from glan_dataset.publishing.targets import HUB_SCHEME, PublishResult, preflight
 from glan_dataset.rundir import RunDir
 from glan_dataset.settings import GenerationSettings, RunManifest
 from glan_dataset.stages import STEPS, Step
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DemoResult",
@@ -161,7 +164,9 @@ def _decontaminate_config(
     selected = [d.slug for d in resolve_taxonomy(run, None).select(config)]
     disciplines = [d for d in selected if run.records_file(d).exists()]
     if disciplines:
-        decontaminate(run.root, settings, disciplines)
+        report = decontaminate(run.root, settings, disciplines)
+        if (warning := report.warning()) is not None:  # the builder has no CLI table: never silent
+            log.warning("%s", warning)
     return disciplines
 
 

@@ -19,10 +19,12 @@ from glan_dataset.cli.options import (
     Concurrency,
     Config,
     EnforceChecks,
+    JudgeModel,
     EngineOptions,
     GenerationOptions,
     MaxAttempts,
     MaxSubjects,
+    MaxTokens,
     MinScore,
     Mode,
     Model,
@@ -40,6 +42,7 @@ from glan_dataset.cli.options import (
     Timeout,
     TopP,
     Tpm,
+    Turns,
 )
 from glan_dataset.publishing.card import DEFAULT_LICENSE
 from glan_dataset.publishing.layout import DEFAULT_MAX_SHARD_SIZE
@@ -196,6 +199,9 @@ def build_command(
     top_p: TopP = 0.95,
     answer_temperature: AnswerTemperature = 0.7,
     answer_top_p: AnswerTopP = 0.95,
+    turns: Turns = 1,
+    judge_model: JudgeModel = None,
+    max_tokens: MaxTokens = None,
     base_url: BaseUrl = None,
     concurrency: Concurrency = 64,
     timeout: Timeout = 120.0,
@@ -222,6 +228,8 @@ def build_command(
     dry_run: DryRun = False,
     quiet: Quiet = False,
     allow_partial: AllowPartialBuild = False,
+    min_score: MinScore = None,
+    enforce_checks: EnforceChecks = None,
 ) -> None:
     """Generate (or resume), decontaminate and publish a config in one go.
 
@@ -235,7 +243,7 @@ def build_command(
 
     settings = GenerationOptions(
         config, model, answer_model, subject_samples, max_subjects, questions_per_subject, multi_session_ratio,
-        seed, temperature, top_p, answer_temperature, answer_top_p,
+        seed, temperature, top_p, answer_temperature, answer_top_p, turns, judge_model, max_tokens,
     ).settings()  # fmt: skip
     engine = EngineOptions(
         base_url, concurrency, timeout, max_attempts, rpm, tpm, mode, cache_ignore_params, price, quiet
@@ -259,6 +267,8 @@ def build_command(
         dry_run=dry_run,
         quiet=quiet,
         allow_partial=allow_partial,
+        min_score=min_score,
+        enforce_checks=enforce_checks or (),
         **_hub_options(private, create_pr, revision),
     )
 
