@@ -31,7 +31,7 @@ from rich.text import Text
 
 import glan_dataset
 from glan_dataset.errors import UsageError
-from glan_dataset.llm import ChatFailure, ChatRequest, ChatResult, EngineConfig, LLMEngine, PriceTable
+from glan_dataset.llm import ChatFailure, ChatRequest, ChatResult, EngineConfig, LLMEngine, PriceTable, public_url
 from glan_dataset.llm.cache import ResponseCache
 from glan_dataset.llm.cost import UsageEntry, UsageLedger
 from glan_dataset.locking import WRITERS_LOCK, FileLock, RunLocks
@@ -433,6 +433,12 @@ class Pipeline:
     def _new_manifest(self) -> RunManifest:
         return RunManifest(glan_dataset_version=glan_dataset.__version__, settings=self.settings, demo=self.demo)
 
+    def _base_urls(self) -> list[str]:
+        """The endpoint(s) this run called: --base-url (all of a fleet), else OPENAI_BASE_URL."""
+        if self.engine_config.base_urls:
+            return list(self.engine_config.base_urls)
+        return [self.engine.base_url] if self.engine.base_url else []
+
     def _merge_manifest(self) -> RunManifest:
         """Under the run lock: run.json as it is now (other processes may have written it since this run
         started), with this run's disciplines, settings and the run's usage as the shared cache holds it."""
@@ -460,7 +466,11 @@ class Pipeline:
                 "prompt_version": self.prompt_version,
                 "counts": counts,
                 "usage": self._usage(),
-                "engine": {"mode": self.engine_config.mode, "concurrency": self.engine_config.concurrency},
+                "engine": {
+                    "mode": self.engine_config.mode,
+                    "concurrency": self.engine_config.concurrency,
+                    "base_urls": [public_url(url) for url in self._base_urls()],
+                },
                 "records_stage": self.records_stage,
             }
         )

@@ -68,3 +68,36 @@ def test_a_fully_cached_rerun_needs_no_endpoint_check(tmp_path: Path) -> None:
     with FakeOpenAIServer(models=("another-model",)) as server:
         generate(run, tiny_settings(), engine_config(server), taxonomy_path=TINY_TAXONOMY, quiet=True)
         assert server.stats.chat_calls == 0
+
+
+
+def test_a_resume_needs_no_base_url_and_run_json_keeps_no_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from glan_dataset.cli import main
+
+    run = tmp_path / "run"
+    secret = "sk-never-written-down-4242"
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    args = ["generate", "--config", "physics", "--taxonomy", str(TINY_TAXONOMY), "--out", str(run), "--quiet",
+            "--subject-samples", "1", "--max-subjects", "2", "--questions-per-subject", "2"]  # fmt: skip
+    with FakeOpenAIServer() as server:
+        # the second run names no endpoint and asks for one more question per subject: those calls must
+        # reach the remembered endpoint (anything else is refused by the tests' network guard)
+        for extra in (["--base-url", server.base_url], ["--questions-per-subject", "3"]):
+            monkeypatch.setattr("sys.argv", ["glan", *args, *extra])
+            with pytest.raises(SystemExit) as exit_:
+                main()
+            assert exit_.value.code == 0, capsys.readouterr().err
+            if "--base-url" in extra:
+                calls = server.stats.chat_calls
+        assert server.stats.chat_calls > calls  # one question and one answer more per subject, sent there
+    text = (run / "run.json").read_text()
+    assert server.base_url in text and secret not in text
+
+
+def test_public_url_drops_what_can_hold_credentials() -> None:
+    from glan_dataset.llm import public_url
+
+    assert public_url("https://me:pw@host.example:8443/openai/v1/?api-key=K#f") == "https://host.example:8443/openai/v1/"
+    assert public_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"

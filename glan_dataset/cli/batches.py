@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from glan_dataset.cli.options import remembered_base_urls
 from glan_dataset.llm import EngineConfig, LLMEngine
 from glan_dataset.llm.batch import BatchState, cancel_batches, load_states, refresh_states
 from glan_dataset.rundir import RunDir
@@ -23,6 +25,9 @@ BaseUrlOpt = Annotated[
 
 
 def _engine(run: Path, base_url: str | None) -> LLMEngine:
+    """The run's remembered endpoint serves when neither --base-url nor OPENAI_BASE_URL names one."""
+    if base_url is None and not os.environ.get("OPENAI_BASE_URL"):
+        base_url = next(iter(remembered_base_urls(run)), None)
     return LLMEngine(EngineConfig(base_url=base_url, quiet=True), run)
 
 

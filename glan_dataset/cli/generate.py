@@ -118,7 +118,7 @@ def generate_command(
     manifest = flows.generate(
         out,
         settings,
-        engine.config(),
+        engine.config(out),
         taxonomy_path=taxonomy,
         prompts_dir=prompts,
         quiet=quiet,

@@ -11,6 +11,7 @@ import typer
 from pydantic import SecretStr, ValidationError
 
 from glan_dataset.errors import UsageError
+from glan_dataset.rundir import RunDir
 from glan_dataset.llm import EngineConfig, PriceTable
 from glan_dataset.llm.fleet import read_base_urls
 from glan_dataset.settings import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL, GenerationSettings, SamplingParams
@@ -274,13 +275,17 @@ class EngineOptions:
     prices: list[str] | None = None
     quiet: bool = False
 
-    def config(self) -> EngineConfig:
+    def config(self, run_dir: Path | None = None) -> EngineConfig:
+        """``run_dir``: a run whose remembered endpoint (run.json) serves when neither --base-url nor
+        OPENAI_BASE_URL names one, so a resume needs no flag repeated."""
         if self.mode not in ("online", "batch"):
             raise UsageError(f"--mode must be online or batch, not '{self.mode}'")
         mode: Literal["online", "batch"] = "batch" if self.mode == "batch" else "online"
         api_key = os.environ.get("OPENAI_API_KEY")
         given = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url or [])
         urls = read_base_urls(given)
+        if not urls and not os.environ.get("OPENAI_BASE_URL") and run_dir is not None:
+            urls = remembered_base_urls(run_dir)
         return EngineConfig(
             base_url=(urls[0] if urls else None) or os.environ.get("OPENAI_BASE_URL") or None,
             base_urls=urls if len(urls) > 1 else [],
@@ -295,6 +300,13 @@ class EngineOptions:
             quiet=self.quiet,
             prices=PriceTable.parse(self.prices or []),
         )
+
+
+def remembered_base_urls(run_dir: Path) -> list[str]:
+    """The endpoint a run last used (run.json ``engine.base_urls``; credentials were never stored)."""
+    engine = RunDir(run_dir).read_run_json().get("engine") or {}
+    urls = engine.get("base_urls") if isinstance(engine, dict) else None
+    return [url for url in urls if isinstance(url, str)] if isinstance(urls, list) else []
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:

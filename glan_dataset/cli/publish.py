@@ -252,7 +252,7 @@ def build_command(
     flows.build(
         out,
         settings,
-        engine.config(),
+        engine.config(out),
         to,
         taxonomy_path=taxonomy,
         prompts_dir=prompts,

@@ -8,7 +8,14 @@ limits, retries, structured output, a crash-safe SQLite cache, the Batch API, co
 
 from glan_dataset.llm.cost import PriceTable, UsageLedger
 from glan_dataset.llm.engine import LLMEngine
-from glan_dataset.llm.types import ChatFailure, ChatRequest, ChatResult, EndpointUnreachableError, EngineConfig
+from glan_dataset.llm.types import (
+    ChatFailure,
+    ChatRequest,
+    ChatResult,
+    EndpointUnreachableError,
+    EngineConfig,
+    public_url,
+)
 
 __all__ = [
     "ChatFailure",
@@ -19,4 +26,5 @@ __all__ = [
     "LLMEngine",
     "PriceTable",
     "UsageLedger",
+    "public_url",
 ]

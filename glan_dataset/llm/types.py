@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -102,3 +102,13 @@ def endpoint_host(base_url: str | None) -> str:
     parts = urlsplit(base_url)
     host = parts.hostname or base_url
     return f"{host}:{parts.port}" if parts.port else host
+
+
+def public_url(base_url: str) -> str:
+    """A base URL fit to write down: no user, password, query or fragment (where credentials hide)."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
