@@ -162,6 +162,7 @@ class Pipeline:
     # ------------------------------------------------------------------ entry point
     async def run(self) -> RunManifest:
         self._load_manifest()  # a run.json that is not ours, or corrupt, stops us before anything
+        self._check_cache_not_emptied()
         # prices given before (RUN/prices.json) still price this run's usage; those given now win
         prices = PriceTable(prices={**read_prices(self.rundir), **self.engine_config.prices.prices})
         self.engine_config = self.engine_config.model_copy(update={"prices": prices})
@@ -432,6 +433,16 @@ class Pipeline:
 
     def _new_manifest(self) -> RunManifest:
         return RunManifest(glan_dataset_version=glan_dataset.__version__, settings=self.settings, demo=self.demo)
+
+    def _check_cache_not_emptied(self) -> None:
+        """SQLite takes an empty file for a new database: a run with stage files whose cache was emptied
+        would silently forget its answers and its recorded spend, and pay again."""
+        cache = self.rundir.llm_cache
+        if cache.is_file() and cache.stat().st_size == 0 and any(self.rundir.stage_dir(self.stages[0]).glob("*.parquet")):
+            raise UsageError(
+                f"{cache} is empty (0 bytes) although the run has stage files: restore it from a copy, or delete "
+                "it to start a new cache (calls answered before will be paid again)"
+            )
 
     def _base_urls(self) -> list[str]:
         """The endpoint(s) this run called: --base-url (all of a fleet), else OPENAI_BASE_URL."""

@@ -75,3 +75,40 @@ def test_out_under_a_regular_file_is_one_line(tmp_path: Path, monkeypatch: pytes
     )  # fmt: skip
     assert code == 2
     assert_one_line(stderr, str(blocker / "run"))
+
+
+def test_a_corrupt_response_cache_is_one_line_and_left_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    damaged = b"this is not an SQLite database" * 100
+    (run / "llm-cache.sqlite").write_bytes(damaged)
+    code, stderr = run_cli(
+        monkeypatch, capsys, "generate", "--config", "physics", "--taxonomy", "tests/data/tiny_taxonomy.yaml",
+        "--out", str(run), "--base-url", "http://127.0.0.1:9/v1", "--quiet",
+    )  # fmt: skip
+    assert code == 2
+    assert_one_line(stderr, "llm-cache.sqlite", "restore it")
+    assert (run / "llm-cache.sqlite").read_bytes() == damaged
+
+
+def test_an_emptied_cache_of_a_run_with_stage_files_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from glan_dataset.testing.openai_server import FakeOpenAIServer
+
+    run = tmp_path / "run"
+    args = ["generate", "--config", "physics", "--taxonomy", "tests/data/tiny_taxonomy.yaml", "--out", str(run),
+            "--quiet", "--subject-samples", "1", "--max-subjects", "1", "--questions-per-subject", "1"]  # fmt: skip
+    with FakeOpenAIServer() as server:
+        code, stderr = run_cli(monkeypatch, capsys, *args, "--base-url", server.base_url)
+        assert code == 0, stderr
+        (run / "llm-cache.sqlite").write_bytes(b"")  # e.g. a copy that went wrong
+        for leftover in run.glob("llm-cache.sqlite-*"):
+            leftover.unlink()
+        calls = server.stats.chat_calls
+        code, stderr = run_cli(monkeypatch, capsys, *args, "--base-url", server.base_url, "--questions-per-subject", "2")
+        assert server.stats.chat_calls == calls  # nothing paid again
+    assert code == 2
+    assert_one_line(stderr, "llm-cache.sqlite", "empty")

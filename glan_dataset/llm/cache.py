@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from glan_dataset.errors import UsageError
+
 from glan_dataset.llm.cost import UsageEntry
 
 _SCHEMA = """
@@ -170,14 +172,20 @@ class ResponseCache:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        self._db.execute("PRAGMA busy_timeout=30000")
-        _enable_wal(self._db)
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(usage)")}
-        if "reasoning_tokens" not in columns:  # a cache written before reasoning tokens were counted
-            self._db.execute("ALTER TABLE usage ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0")
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+            self._db.execute("PRAGMA busy_timeout=30000")
+            _enable_wal(self._db)
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(usage)")}
+            if "reasoning_tokens" not in columns:  # a cache written before reasoning tokens were counted
+                self._db.execute("ALTER TABLE usage ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0")
+        except sqlite3.DatabaseError as error:  # not a database, or a damaged one: never replaced silently
+            raise UsageError(
+                f"{path} cannot be used as the response cache ({error}): restore it from a copy, or move it aside "
+                "to start a new cache (calls answered before will be paid again)"
+            ) from None
         self.group = group
         self._pending: dict[str, tuple[Any, ...]] = {}
         self._pending_usage: dict[tuple[str, str, int], list[int]] = {}
