@@ -155,6 +155,9 @@ class Record(BaseModel):
     sessions: list[str]
     key_concepts: list[str]
     strategy: Strategy
+    sample_index: int  # the question's index within its subject: with the seed, it redraws the sample
+    session_indices: list[int]  # positions of the sampled sessions in the subject's syllabus
+    seed: int  # the run seed that drew the sample
     question: str
     answer: str
     messages: list[Message]

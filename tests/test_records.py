@@ -65,6 +65,7 @@ def test_a_derived_row_model_gets_its_columns_without_another_declaration() -> N
     row = _Judged(
         **{name: "x" for name in ("id", "field", "subfield", "discipline", "subject", "level", "question", "answer")},
         subtopics=["a"], sessions=["s"], key_concepts=["k"], strategy="single_session", messages=[],
+        sample_index=0, session_indices=[0], seed=0,
         question_model="m", answer_model="m", prompt_version="v", score=None, confidence=0.5, passed=True,
         turns=[_Turn(speaker="student", text="why?")],
     )  # fmt: skip

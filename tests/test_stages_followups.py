@@ -164,9 +164,11 @@ def test_kill_9_in_the_middle_of_turn_2_repays_nothing(tmp_path: Path) -> None:
 
         server.reset_stats()
         generate(run, settings, engine_config(server), taxonomy_path=TINY_TAXONOMY, quiet=True)
-        # every call whose reply was stored is replayed; only the rest (and the <= 2 in flight at the kill) is sent
+        # every call whose reply was stored is replayed; only the rest is sent: the <= 2 in flight at the kill,
+        # plus the replies of the last commit interval (the cache commits in groups: 0.1 s here, so at most
+        # 2 slots x 0.1 s / 0.05 s latency = 4 calls; README "durability")
         assert server.stats.chat_calls == uninterrupted - persisted
-        assert sent_before + server.stats.chat_calls - uninterrupted <= 2
+        assert sent_before + server.stats.chat_calls - uninterrupted <= 2 + 4
     reference = pl.read_parquet(tmp_path / "reference" / "conversations" / "physics.parquet")
     assert pl.read_parquet(run / "conversations" / "physics.parquet").equals(reference)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from glan_dataset.llm import ChatRequest, ChatResult
-from glan_dataset.records import Message, QuestionRow, Record
+from glan_dataset.records import RECORD_COLUMNS, Message, QuestionRow, Record
 from glan_dataset.settings import GenerationSettings, SamplingParams
 from glan_dataset.stages.base import Reject, Step, StepContext, filler
 from glan_dataset.stages.questions import QuestionsStep
@@ -33,7 +33,12 @@ class AnswersStep(Step[QuestionRow]):
     def fingerprint(self, context: StepContext) -> dict[str, Any]:
         s = context.settings
         # every record carries the prompt version of the whole chain, so the chain's version is an input
-        return {"answer_model": s.answer_model, "answer": s.answer_sampling, "prompt_version": context.prompt_version}
+        return {
+            "answer_model": s.answer_model,
+            "answer": s.answer_sampling,
+            "prompt_version": context.prompt_version,
+            "columns": RECORD_COLUMNS,  # a record file of an older schema is made again (from the cache)
+        }
 
     def row_id(self, row: Record) -> str:
         return row.id
@@ -53,13 +58,14 @@ class AnswersStep(Step[QuestionRow]):
         answer = result.text.strip()
         if not answer:
             return Reject("the model returned an empty answer")
-        return make_record(source, answer, result.model or self.model(context.settings), context.prompt_version)
+        model = result.model or self.model(context.settings)
+        return make_record(source, answer, model, context.prompt_version, seed=context.settings.seed)
 
     def plan_messages(self, context: StepContext) -> list[dict[str, str]]:
         return context.prompts.render(self.prompt, question=filler(QuestionsStep.typical_completion_tokens))
 
 
-def make_record(question: QuestionRow, answer: str, answer_model: str, prompt_version: str) -> Record:
+def make_record(question: QuestionRow, answer: str, answer_model: str, prompt_version: str, *, seed: int) -> Record:
     """The question row's provenance columns carried over as they are, plus what the answer step adds."""
     return Record(
         **question.model_dump(include=set(Record.model_fields)),
@@ -67,4 +73,5 @@ def make_record(question: QuestionRow, answer: str, answer_model: str, prompt_ve
         messages=[Message(role="user", content=question.question), Message(role="assistant", content=answer)],
         answer_model=answer_model,
         prompt_version=prompt_version,
+        seed=seed,
     )
