@@ -18,14 +18,13 @@ from glan_dataset.errors import UsageError
 from glan_dataset.publishing.publish import publish_run, stale_clean_disciplines
 from glan_dataset.rundir import RunDir
 from glan_dataset.stages.store import StageStore
-from glan_dataset.taxonomy import DEFAULT_TAXONOMY_PATH
 from tests.decontamination_support import (  # noqa: F401 - isolated_benchmark_cache is an autouse fixture
     benchmark_files,
     isolated_benchmark_cache,
     item,
     write_records,
 )
-from tests.publishing_support import make_records, run_manifest
+from tests.publishing_support import make_records, run_manifest, write_taxonomy
 
 
 def _records(discipline: str, n: int, salt: str = "") -> list[dict]:
@@ -60,7 +59,7 @@ def run(tmp_path: Path, files: list[Path]) -> Path:
     leak = {**_records("physics", 5)[4], "id": "leak", "question": item("gsm8k", "0")["question"]}
     write_records(run, "physics", [*_records("physics", 4), leak])
     write_records(run, "chemistry", _records("chemistry", 3))
-    shutil.copyfile(DEFAULT_TAXONOMY_PATH, run / "taxonomy.yaml")
+    write_taxonomy(run / "taxonomy.yaml", ["physics", "chemistry"])  # the config selects exactly these: not a partial run
     (run / "run.json").write_text(json.dumps(run_manifest(False)), encoding="utf-8")
     decontaminate_run(run, _settings(files))
     return run

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +21,12 @@ from glan_dataset.decontamination import DecontaminationSettings, decontaminate_
 from glan_dataset.errors import UsageError
 from glan_dataset.publishing.publish import publish_run
 from glan_dataset.rundir import RunDir
-from glan_dataset.taxonomy import DEFAULT_TAXONOMY_PATH
 from tests.decontamination_support import (  # noqa: F401 - isolated_benchmark_cache is an autouse fixture
     isolated_benchmark_cache,
     item,
     write_records,
 )
-from tests.publishing_support import make_records, run_manifest
+from tests.publishing_support import make_records, run_manifest, write_taxonomy
 
 GSM8K_TRAIN = (
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
@@ -67,7 +65,7 @@ def run(tmp_path: Path) -> Path:
     for row, (record_id, question) in zip(rows, planted.items(), strict=False):
         row.update(id=record_id, question=question)
     write_records(run, "physics", rows)
-    shutil.copyfile(DEFAULT_TAXONOMY_PATH, run / "taxonomy.yaml")
+    write_taxonomy(run / "taxonomy.yaml", ["physics"])  # the config selects exactly these: not a partial run
     (run / "run.json").write_text(json.dumps(run_manifest(False)), encoding="utf-8")
     return run
 

@@ -20,9 +20,14 @@ from glan_dataset.testing.openai_server import FakeOpenAIServer
 from tests.helpers import TINY_TAXONOMY, engine_config, tiny_settings
 from tests.test_quality_checks import PHYSICS_A
 
-JUDGE = "judge-model-x"
+JUDGE = "gpt-4o"  # a model the loopback server lists (the endpoint check runs first)
 ANSWER_MODEL = "gpt-4.1-mini"
-REFUSAL = "I'm sorry, but I can't help with that request."
+# A plain refusal ("I'm sorry, but I can't ...") never reaches a record: the engine fails it as refused.
+# What gets through is boilerplate that still answers nothing, which the gate's refusal check catches.
+REFUSAL = (
+    "As an AI language model, I do not have personal opinions about incline problems, "
+    "so please consult your course textbook for this exercise."
+)
 NEAR_EMPTY = "See above."
 TRUNCATED = "Along a frictionless incline only the component of gravity parallel to the surface accelerates the"
 BAD = {0: ("refusal", REFUSAL), 1: ("empty", NEAR_EMPTY), 2: ("truncated", TRUNCATED)}

@@ -21,7 +21,7 @@ from glan_dataset.taxonomy import load_taxonomy
 from glan_dataset.testing.openai_server import FakeOpenAIServer
 from tests.helpers import TINY_TAXONOMY, engine_config, tiny_settings
 
-JUDGE = "judge-model-x"
+JUDGE = "gpt-4o"  # a model the loopback server lists (the endpoint check runs first)
 
 
 def planted_score(question: str) -> int:

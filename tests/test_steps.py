@@ -208,21 +208,21 @@ class OptionalVerdictStep(VerdictStep):
 def test_a_step_keeps_its_options_in_step_options(tmp_path: Path, openai_server: FakeOpenAIServer) -> None:
     steps = (*STEPS, OptionalVerdictStep())
     off = tiny_settings(config="physics")
-    on = tiny_settings(config="physics", step_options={"verdicts": {"model": "judge-model"}})
+    on = tiny_settings(config="physics", step_options={"verdicts": {"model": "gpt-4o"}})
     assert OptionalVerdictStep().options_of(off) == VerdictOptions()
     run = tmp_path / "run"
     generate(run, off, engine_config(openai_server), taxonomy_path=TINY_TAXONOMY, quiet=True, steps=steps)
     assert not (run / "verdicts").exists()
     openai_server.reset_stats()
     generate(run, on, engine_config(openai_server), taxonomy_path=TINY_TAXONOMY, quiet=True, steps=steps)
-    assert openai_server.stats.by_model == {"judge-model": openai_server.stats.chat_calls}  # only the new step
+    assert openai_server.stats.by_model == {"gpt-4o": openai_server.stats.chat_calls}  # only the new step
     manifest = RunManifest.model_validate_json((run / "run.json").read_text())
-    assert manifest.settings.step_options == {"verdicts": {"model": "judge-model"}}
+    assert manifest.settings.step_options == {"verdicts": {"model": "gpt-4o"}}
     assert manifest.records_stage == "records"  # verdicts are not records
 
     contexts = discipline_contexts(load_taxonomy(TINY_TAXONOMY), "physics")
     plan = plan_generation(on, contexts, PromptLibrary(), PriceTable(), steps=steps)
-    assert plan.stages[-1].stage == "verdict" and plan.stages[-1].model == "judge-model"
+    assert plan.stages[-1].stage == "verdict" and plan.stages[-1].model == "gpt-4o"
 
 
 @pytest.mark.parametrize(

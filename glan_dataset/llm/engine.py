@@ -251,7 +251,8 @@ class LLMEngine:
         except (transport.ConnectFault, transport.TimeoutFault, transport.ConnectionFault) as fault:
             raise EndpointUnreachableError(
                 f"cannot reach the LLM endpoint at {self.host} ({self.scrub(str(fault))[:200] or 'timed out'}): "
-                "check that the server is running and --base-url is right"
+                "check that the server is running and --base-url is right, then run the same command again "
+                "to resume (finished calls are cached)"
             ) from None
         if status in (401, 403):
             raise ConfigurationError(
