@@ -26,6 +26,12 @@ from tests.helpers import TINY_TAXONOMY, engine_config, tiny_settings
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' runs the Ray executor tests")
 
 
+def lost_at_kill(concurrency: int, latency: float) -> int:
+    """What a kill -9 can cost again: the calls in flight, and those answered within one commit interval."""
+    interval = EngineConfig().commit_interval
+    return concurrency + int(concurrency * interval / latency + 0.999)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[None]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -114,7 +120,9 @@ def test_a_worker_killed_mid_discipline_is_restarted_and_repays_only_calls_in_fl
         assert records(run) == expected
         assert describe_worker(run / PARTS / "physics")["pid"] != worker["pid"]  # another process finished it
         repaid = server.stats.chat_calls - local_calls
-        assert 0 <= repaid <= concurrency  # at most the calls in flight when the worker died
+        # at most the calls in flight when the worker died, plus the replies of its last cache commit
+        # interval (the engine commits in groups; README "durability")
+        assert 0 <= repaid <= lost_at_kill(concurrency, 0.05)
 
 
 def test_serve_starts_one_server_per_worker_and_stops_them(ray_cluster: None, tmp_path: Path) -> None:
@@ -156,4 +164,4 @@ def test_a_killed_driver_restarted_with_the_same_command_resumes(ray_cluster: No
         assert again.returncode == 0, again.stderr
         assert records(run) == expected
         # at most the calls in flight on the two workers when the driver died are paid twice
-        assert 0 <= server.stats.chat_calls - local_calls <= 2 * concurrency
+        assert 0 <= server.stats.chat_calls - local_calls <= 2 * lost_at_kill(concurrency, 0.05)
