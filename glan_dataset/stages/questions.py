@@ -22,6 +22,7 @@ from glan_dataset.llm import ChatRequest, ChatResult
 from glan_dataset.records import ClassSession, QuestionRow, QuestionSample, Strategy, SubjectRow, SyllabusRow
 from glan_dataset.settings import GenerationSettings
 from glan_dataset.stages.base import Reject, Step, StepContext, filler
+from glan_dataset.stages.syllabus import SyllabusStep
 
 MAX_CONCEPTS = 5
 # Class sessions of a typical syllabus (glan plan's representative question prompt).
@@ -132,6 +133,7 @@ class QuestionsStep(Step[QuestionSample]):
                     subject=syllabus.subject,
                     level=syllabus.level,
                     syllabus=syllabus.sessions,
+                    syllabus_text=syllabus.syllabus_text,
                     sessions=sample.sessions,
                     session_numbers=[i + 1 for i in sample.session_indices],
                     key_concepts=sample.key_concepts,
@@ -157,6 +159,7 @@ class QuestionsStep(Step[QuestionSample]):
             subject="Subject name",
             level="undergraduate",
             syllabus=syllabus,
+            syllabus_text=filler(SyllabusStep.typical_completion_tokens),
             sessions=["Session title"],
             session_numbers=[3],
             key_concepts=["concept one", "concept two", "concept three"],
