@@ -6,9 +6,9 @@ import logging
 import sys
 
 import typer
-from typer.exceptions import TyperException
 from rich.console import Console
 from rich.markup import escape
+from typer.exceptions import TyperException
 
 from glan_dataset.errors import GlanError
 

@@ -11,9 +11,9 @@ import typer
 from pydantic import SecretStr, ValidationError
 
 from glan_dataset.errors import UsageError
-from glan_dataset.rundir import RunDir
 from glan_dataset.llm import EngineConfig, PriceTable
 from glan_dataset.llm.fleet import read_base_urls
+from glan_dataset.rundir import RunDir
 from glan_dataset.settings import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL, GenerationSettings, SamplingParams
 
 GEN = "Generation"

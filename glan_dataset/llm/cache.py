@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from glan_dataset.errors import UsageError
-
 from glan_dataset.llm.cost import UsageEntry
 
 _SCHEMA = """

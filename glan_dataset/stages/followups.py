@@ -22,8 +22,8 @@ from glan_dataset.llm import ChatRequest, ChatResult
 from glan_dataset.records import Message, Record
 from glan_dataset.settings import GenerationSettings, SamplingParams
 from glan_dataset.stages.answers import AnswersStep
-from glan_dataset.stages.questions import QuestionsStep
 from glan_dataset.stages.base import Call, Reject, Step, StepContext, filler
+from glan_dataset.stages.questions import QuestionsStep
 
 STUDENT_QUESTION_TOKENS = 80
 
