@@ -162,6 +162,11 @@ def test_async_aiohttp_client_and_stats(server: FakeOpenAIServer) -> None:
     assert stats.chat_calls == stats.chat_ok == 40 and stats.by_model["gpt-4.1"] == 40
     assert stats.requests_log is not None and len(stats.requests_log) == 40
     assert len({sha for _, sha in stats.requests_log}) == 1  # same messages, different seeds
+    # busy time spans the calls (what bench/engine.py divides by), and a reset clears it
+    assert stats.busy_seconds is not None and 0 < stats.busy_seconds < 30
+    assert server.stats.to_dict()["busy_seconds"] == pytest.approx(stats.busy_seconds, abs=1e-3)
+    server.reset_stats()
+    assert server.stats.to_dict()["busy_seconds"] is None
 
 
 def test_json_object_and_token_limit(client: openai.OpenAI) -> None:
