@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,29 +125,21 @@ def write_prices(run: RunDir, prices: dict[str, tuple[float, float]]) -> None:
 
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success it replaces ``target`` in one rename."""
+    """Yield a temporary path beside ``target``; on success it replaces ``target`` in one rename.
+
+    The writer creates the file itself, so it gets the permissions of any file the process makes (no
+    umask read, which would briefly change the process-wide mask: stage files are written from
+    worker threads). The random name keeps concurrent writers of one target apart."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
         yield tmp_path
-        # mkstemp makes the file private; give it the permissions an ordinary file would get
-        os.chmod(tmp_path, 0o666 & ~_umask())
         with open(tmp_path, "rb") as written:  # on disk before it takes the target's name
             os.fsync(written.fileno())
         os.replace(tmp_path, target)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def _umask() -> int:
-    """The process umask (reading it means setting it; restore at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+        tmp_path.unlink(missing_ok=True)
 
 
 def write_text_atomic(target: str | Path, text: str) -> None:
