@@ -36,7 +36,6 @@ from glan_dataset.llm.cache import ResponseCache
 from glan_dataset.llm.cost import UsageEntry, UsageLedger
 from glan_dataset.locking import WRITERS_LOCK, FileLock, RunLocks
 from glan_dataset.prompts import PromptLibrary
-from glan_dataset.records import polars_schema_of
 from glan_dataset.rundir import RunDir, read_prices, write_json_atomic, write_prices, write_text_atomic
 from glan_dataset.settings import GenerationSettings, RunManifest, StageCounts
 from glan_dataset.stages import STEPS, check_step_options, prompt_names, records_stage
@@ -45,6 +44,8 @@ from glan_dataset.stages.store import StageMeta, StageStore, fingerprint
 from glan_dataset.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
+
+_WRITES_IN_FLIGHT = 4  # stage files being written in worker threads at once (rows held in memory meanwhile)
 
 
 @dataclass(eq=False)
@@ -239,16 +240,34 @@ class Pipeline:
         failed = dict.fromkeys((c.slug for c in todo), 0)
         sources: dict[str, Iterable[Any]] = {c.slug: self._sources(step, c) for c in todo}
         units = {c.slug: step.units(self.settings, self._rows(step.reads, c.slug)) for c in todo}
-        for index, call in enumerate(calls):
-            async for done in self._map(call, todo, sources, units):
-                failed[done.context.slug] += done.failed
-                results = done.ordered()
-                if index + 1 < len(calls):  # the next call works on these, in source order
-                    sources[done.context.slug] = results
-                    units[done.context.slug] = len(results)
-                else:
+        # A discipline's stage file is written in a worker thread while the calls go on: encoding,
+        # compressing and fsync-ing it on the event loop would stall every call in flight. The step
+        # ends when every file is on disk (the next step reads them); a few writes wait at most.
+        writes: list[asyncio.Future[None]] = []
+        try:
+            for index, call in enumerate(calls):
+                async for done in self._map(call, todo, sources, units):
+                    slug = done.context.slug
+                    failed[slug] += done.failed
+                    results = done.ordered()
+                    if index + 1 < len(calls):  # the next call works on these, in source order
+                        sources[slug] = results
+                        units[slug] = len(results)
+                        continue
                     rows = step.finish(done.context, results)
-                    self._write(step, done.context.slug, rows, expected[done.context.slug], failed[done.context.slug])
+                    writes.append(
+                        asyncio.ensure_future(
+                            asyncio.to_thread(self._write, step, slug, rows, expected[slug], failed[slug])
+                        )
+                    )
+                    while len(writes) > _WRITES_IN_FLIGHT:
+                        await writes.pop(0)
+        finally:
+            # every write started is finished (or failed) before the step is left, also on an error
+            results_of_writes = await asyncio.gather(*writes, return_exceptions=True)
+        for outcome in results_of_writes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def _meta(self, stage: str, discipline: str) -> StageMeta | None:
         """The stage file's metadata; a file that cannot be read is one line naming it (never replaced)."""
@@ -353,8 +372,9 @@ class Pipeline:
             )
             return
         ids = [step.row_id(row) for row in rows]
-        schema = polars_schema_of(step.row_model)
-        self.store.write(stage, discipline, rows, ids, fingerprint=expected, complete=failures == 0, schema=schema)
+        self.store.write(
+            stage, discipline, rows, ids, fingerprint=expected, complete=failures == 0, row_model=step.row_model
+        )
         if failures:
             self._say(
                 f"{stage} {discipline}: {failures} unit(s) failed and are listed in failures.jsonl; "
@@ -438,7 +458,11 @@ class Pipeline:
         """SQLite takes an empty file for a new database: a run with stage files whose cache was emptied
         would silently forget its answers and its recorded spend, and pay again."""
         cache = self.rundir.llm_cache
-        if cache.is_file() and cache.stat().st_size == 0 and any(self.rundir.stage_dir(self.stages[0]).glob("*.parquet")):
+        if (
+            cache.is_file()
+            and cache.stat().st_size == 0
+            and any(self.rundir.stage_dir(self.stages[0]).glob("*.parquet"))
+        ):
             raise UsageError(
                 f"{cache} is empty (0 bytes) although the run has stage files: restore it from a copy, or delete "
                 "it to start a new cache (calls answered before will be paid again)"

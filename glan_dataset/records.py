@@ -15,6 +15,7 @@ the ``datasets.Features`` and the polars schema from it, so ``Record`` is writte
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from types import UnionType
@@ -234,6 +235,26 @@ def polars_schema_of(model: type[BaseModel]) -> Any:
         return pl.Struct({name: dtype(field.annotation) for name, field in inner.model_fields.items()})
 
     return pl.Schema({name: dtype(field.annotation) for name, field in model.model_fields.items()})
+
+
+@functools.cache
+def arrow_schema_of(model: type[BaseModel]) -> Any:
+    """The Arrow schema of a row model, typed as polars exports it (``large_string``, ``large_list``):
+    stage files are built with ``pyarrow.Table.from_pylist`` and handed to polars without a cast.
+    Cached per model (a schema is immutable; building one costs about a millisecond)."""
+    import pyarrow as pa
+
+    scalars = {str: pa.large_string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+
+    def arrow_type(annotation: Any) -> Any:
+        kind, inner = _column_kind(annotation)
+        if kind == "scalar":
+            return scalars[inner]
+        if kind == "list":
+            return pa.large_list(arrow_type(inner))
+        return pa.struct([(name, arrow_type(field.annotation)) for name, field in inner.model_fields.items()])
+
+    return pa.schema([(name, arrow_type(field.annotation)) for name, field in model.model_fields.items()])
 
 
 def _column_kind(annotation: Any) -> tuple[str, Any]:

