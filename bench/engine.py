@@ -1,15 +1,20 @@
 """Engine throughput against the loopback server (a subprocess with 50 ms latency), beside a bare
-aiohttp client on the same server in the same run.
+aiohttp client on the same server in the same run, and ``glan generate`` beside the engine.
 
     .venv/bin/python bench/engine.py                 # 20,000 calls, concurrency 256: engine vs bare aiohttp
+    .venv/bin/python bench/engine.py --generate --repeat 3        # + glan generate (the CLI), same calls
     .venv/bin/python bench/engine.py --transport all --repeat 3   # + SDK over aiohttp and over httpx2
 
 Each measurement runs in a fresh child process (so CPU time and peak RSS belong to that run only).
 The engine runs with the cache and structured-output validation on; the bare client posts the same
 JSON bodies with one aiohttp session and decodes the replies, nothing more: the wire's own rate on
-this machine. Prints calls/s, the engine/bare ratio, client CPU ms per call, peak RSS, and the wall
-time of ``glan --help`` (import cost). Targets (issue 10): engine >= 0.8x bare, <= 0.2 ms CPU/call,
-``glan --help`` < 0.3 s.
+this machine. ``--generate`` runs ``glan generate -c all`` (126 disciplines, the CLI in a subprocess,
+cache and stage files on) sized to about the same number of calls, and the engine runs exactly as many
+calls as generate made. A client's rate is its calls over the server's busy time (first request in to
+last answer out), so interpreter start-up and imports are not counted as calls' time: they are printed
+apart as the wall time of ``glan --help``. Prints calls/s, the ratios to bare aiohttp and to the engine,
+client CPU ms per call, peak RSS. Targets (issue 10): engine >= 0.8x bare, <= 0.2 ms CPU/call,
+``glan generate`` >= 0.9x the engine, ``glan --help`` < 0.3 s.
 """
 
 from __future__ import annotations
@@ -142,6 +147,30 @@ def bare_child(base_url: str, n: int, concurrency: int) -> dict[str, float]:
     }
 
 
+def generate_child(base_url: str, questions_per_subject: int, concurrency: int) -> dict[str, float]:
+    """``glan generate`` as a user runs it: the CLI in a subprocess, every discipline, one subject list
+    sample each (the loopback server's lists give ~450 subjects), ``questions_per_subject`` questions."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        command = [
+            *(sys.executable, "-m", "glan_dataset", "generate", "--out", run_dir, "--config", "all"),
+            *("--subject-samples", "1", "--questions-per-subject", str(questions_per_subject)),
+            *("--concurrency", str(concurrency), "--quiet"),
+        ]
+        environment = {**os.environ, "OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "no-key-needed"}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(command, env=environment, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"glan generate failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "wall": wall,
+        "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "peak_rss_mb": after.ru_maxrss / 1024,
+    }
+
+
 def help_wall(repeat: int = 3) -> float:
     """Best wall time of ``python -m glan_dataset --help`` (what ``glan --help`` runs)."""
     times = []
@@ -174,16 +203,26 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
     return process, line.split()[1]
 
 
-def measure(server: subprocess.Popen[str], url: str, n: int, concurrency: int, transport: str) -> dict[str, float]:
-    """One run in a fresh child process, with the server's call count and CPU for that run."""
+def measure(
+    server: subprocess.Popen[str], url: str, n: int, concurrency: int, transport: str, questions_per_subject: int = 0
+) -> dict[str, float]:
+    """One run in a fresh child process, with the server's call count, busy time and CPU for that run."""
     urllib.request.urlopen(urllib.request.Request(url + "/_reset", data=b"", method="POST")).read()
     server_cpu = process_cpu(server.pid)
-    command = [sys.executable, __file__, "--child", url, str(n), str(concurrency), transport]
-    out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True).stdout
-    result = json.loads(out.strip().splitlines()[-1])
-    assert result["ok"] == n, result
-    result["server_calls"] = json.load(urllib.request.urlopen(url + "/_stats"))["chat_calls"]
-    result["server_cpu_ms_per_call"] = (process_cpu(server.pid) - server_cpu) / n * 1000
+    if transport == "generate":
+        result = generate_child(url, questions_per_subject, concurrency)
+    else:
+        command = [sys.executable, __file__, "--child", url, str(n), str(concurrency), transport]
+        out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["ok"] == n, result
+    stats = json.load(urllib.request.urlopen(url + "/_stats"))
+    calls = result["n"] = stats["chat_calls"]
+    assert stats["chat_ok"] == calls, stats
+    result["calls_per_s"] = calls / stats["busy_seconds"]
+    if transport == "generate":
+        result["cpu_ms_per_call"] = result["cpu"] / calls * 1000
+    result["server_cpu_ms_per_call"] = (process_cpu(server.pid) - server_cpu) / calls * 1000
     return result
 
 
@@ -194,6 +233,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--transport", choices=["aiohttp", "httpx", "direct", "all"], default="direct")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare aiohttp client")
+    parser.add_argument(
+        "--generate", action="store_true", help="also run glan generate; the engine then makes as many calls"
+    )
+    parser.add_argument(
+        "--questions-per-subject", type=int, default=20, help="glan generate's size (20: ~19,000 calls)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per size; the fastest is shown (shared machines)")
     parser.add_argument("--child", nargs=4, metavar=("URL", "N", "CONCURRENCY", "TRANSPORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -209,27 +254,36 @@ def main() -> None:
     transports = ["aiohttp", "direct", "httpx"] if args.transport == "all" else [args.transport]
     if not args.no_bare:
         transports = ["bare", *transports]
+    if args.generate:
+        transports = ["generate", *transports]
     server, url = start_server(args.latency)
     print(f"server {url}  latency {args.latency * 1000:.0f} ms  concurrency {args.concurrency}", end="  ")
     print(f"ideal {ideal:,.0f} calls/s")
-    header = ("client", "calls", "calls/s", "of ideal", "x bare", "CPU ms/call", "peak RSS", "server CPU ms/call")
-    widths = (7, 8, 8, 6, 11, 9, 18)
+    header = ("client", "calls", "calls/s", "of ideal", "x bare", "x engine", "CPU ms/call", "peak RSS", "server CPU")
+    widths = (7, 8, 8, 6, 8, 11, 9, 10)
     print(f"{header[0]:9} " + " ".join(f"{h:>{w}}" for h, w in zip(header[1:], widths, strict=True)))
     try:
         for n in (int(s) for s in args.sizes.split(",")):
-            # interleaved runs (bare, engine, bare, engine, ...) so a noisy neighbour hits both alike
+            # interleaved runs (generate, bare, engine, bare, ...) so a noisy neighbour hits all alike;
+            # with --generate every other client makes as many calls as generate just made
             runs: dict[str, list[dict[str, float]]] = {t: [] for t in transports}
             for _ in range(max(1, args.repeat)):
+                calls = n
                 for transport in transports:
-                    runs[transport].append(measure(server, url, n, args.concurrency, transport))
-            bare = max(runs["bare"], key=lambda r: r["calls_per_s"]) if "bare" in runs else None
+                    result = measure(server, url, calls, args.concurrency, transport, args.questions_per_subject)
+                    runs[transport].append(result)
+                    if transport == "generate":
+                        calls = int(result["n"])
+            best = {t: max(r, key=lambda r: r["calls_per_s"]) for t, r in runs.items()}
+            bare, engine = best.get("bare"), best.get("direct")
             for transport in transports:
-                result = max(runs[transport], key=lambda r: r["calls_per_s"])
-                ratio = f"{result['calls_per_s'] / bare['calls_per_s']:.2f}x" if bare else "-"
+                result = best[transport]
+                x_bare = f"{result['calls_per_s'] / bare['calls_per_s']:.2f}x" if bare else "-"
+                x_engine = f"{result['calls_per_s'] / engine['calls_per_s']:.2f}x" if engine else "-"
                 print(
-                    f"{transport:9} {n:>7,} {result['calls_per_s']:>8,.0f} {result['calls_per_s'] / ideal:>8.1%} "
-                    f"{ratio:>6} {result['cpu_ms_per_call']:>11.3f} {result['peak_rss_mb']:>7.0f}MB "
-                    f"{result['server_cpu_ms_per_call']:>18.2f}"
+                    f"{transport:9} {result['n']:>7,} {result['calls_per_s']:>8,.0f} {result['calls_per_s'] / ideal:>8.1%} "
+                    f"{x_bare:>6} {x_engine:>8} {result['cpu_ms_per_call']:>11.3f} {result['peak_rss_mb']:>7.0f}MB "
+                    f"{result['server_cpu_ms_per_call']:>10.2f}"
                 )
                 if len(runs[transport]) > 1:
                     rates = ", ".join(f"{r['calls_per_s']:,.0f}" for r in runs[transport])
