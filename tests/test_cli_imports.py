@@ -52,9 +52,7 @@ def imported_by(*args: str) -> set[str]:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Usage:" in done.stdout
-    return {
-        line.rpartition("|")[2].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
-    }
+    return {line.rpartition("|")[2].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
 
 
 @pytest.mark.parametrize(
