@@ -11,8 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-DEFAULT_MODEL = "gpt-4.1"
-DEFAULT_ANSWER_MODEL = "gpt-4.1-mini"
+from glan_dataset.defaults import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL
 
 
 class SamplingParams(BaseModel):

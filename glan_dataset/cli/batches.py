@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from glan_dataset.cli import Group
 from glan_dataset.cli.options import remembered_base_urls
-from glan_dataset.llm import EngineConfig, LLMEngine
-from glan_dataset.llm.batch import BatchState, cancel_batches, load_states, refresh_states
 from glan_dataset.rundir import RunDir
 
-batches_app = typer.Typer(help="Batch API jobs of a run: list them, cancel them.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from glan_dataset.llm import LLMEngine
+
+batches_app = typer.Typer(help="Batch API jobs of a run: list them, cancel them.", no_args_is_help=True, cls=Group)
 
 RunArg = Annotated[Path, typer.Argument(help="The run directory.", exists=True, file_okay=False)]
 BaseUrlOpt = Annotated[
@@ -26,6 +27,8 @@ BaseUrlOpt = Annotated[
 
 def _engine(run: Path, base_url: str | None) -> LLMEngine:
     """The run's remembered endpoint serves when neither --base-url nor OPENAI_BASE_URL names one."""
+    from glan_dataset.llm import EngineConfig, LLMEngine
+
     if base_url is None and not os.environ.get("OPENAI_BASE_URL"):
         base_url = next(iter(remembered_base_urls(run)), None)
     return LLMEngine(EngineConfig(base_url=base_url, quiet=True), run)
@@ -40,6 +43,10 @@ def list_batches(
     ] = False,
 ) -> None:
     """Show the run's batches: id, stage, status, request counts, created."""
+    import asyncio
+
+    from glan_dataset.llm.batch import BatchState, load_states, refresh_states
+
     if offline:
         states = load_states(RunDir(run).batches_dir)
     else:
@@ -84,6 +91,9 @@ def cancel(
     base_url: BaseUrlOpt = None,
 ) -> None:
     """Cancel batches. Their unfinished requests become failures; the next run submits them again."""
+    import asyncio
+
+    from glan_dataset.llm.batch import cancel_batches
 
     async def go() -> list[str]:
         async with _engine(run, base_url) as engine:

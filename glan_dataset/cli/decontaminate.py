@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -93,6 +92,8 @@ def decontaminate_command(
     quiet: Quiet = False,
 ) -> None:
     """Remove records that contain benchmark test items, and duplicate questions; write RUN/clean."""
+    from pydantic import ValidationError
+
     from glan_dataset import flows
     from glan_dataset.decontamination import DecontaminationSettings
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import SecretStr, ValidationError
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -26,15 +25,13 @@ from glan_dataset.cli.options import (
     Timeout,
     Tpm,
 )
+from glan_dataset.defaults import DEFAULT_TEST_PER_DISCIPLINE
 from glan_dataset.errors import UsageError
-from glan_dataset.evaluation.dataset import TestSet, load_test_set, source_kind
-from glan_dataset.evaluation.plan import plan_evaluation
-from glan_dataset.evaluation.report import CHART_FILE, results_table
-from glan_dataset.evaluation.run import RESULTS_FILE, EvalSettings, RoleEndpoints, evaluate
-from glan_dataset.llm import EngineConfig, PriceTable
-from glan_dataset.prompts import EVAL_PROMPT_NAMES, PromptLibrary
-from glan_dataset.publishing.split import DEFAULT_TEST_PER_DISCIPLINE
-from glan_dataset.settings import SamplingParams
+
+if TYPE_CHECKING:
+    from glan_dataset.evaluation.dataset import TestSet
+    from glan_dataset.evaluation.run import EvalSettings, RoleEndpoints
+    from glan_dataset.llm import EngineConfig, PriceTable
 
 EVAL = "Evaluation"
 DEFAULT_OUT = Path("glan-eval")
@@ -136,6 +133,13 @@ def eval_command(
 ) -> None:
     """Evaluate a model on a GLAN dataset's test split (GLAN-Test): pairwise judging in both orders,
     results per discipline, sub-field, field and overall."""
+    from pydantic import ValidationError
+
+    from glan_dataset.evaluation.dataset import load_test_set, source_kind
+    from glan_dataset.evaluation.run import EvalSettings
+    from glan_dataset.llm import PriceTable
+    from glan_dataset.settings import SamplingParams
+
     if reference and baseline is not None:
         raise UsageError("give --baseline MODEL or --reference, not both")
     if not reference and baseline is None:
@@ -170,6 +174,9 @@ def eval_command(
 def _run(
     test: TestSet, settings: EvalSettings, endpoints: RoleEndpoints, out_root: Path, prompts: Path | None, quiet: bool
 ) -> None:
+    from glan_dataset.evaluation.report import CHART_FILE, results_table
+    from glan_dataset.evaluation.run import RESULTS_FILE, evaluate
+
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     outcome = evaluate(test, settings, endpoints, out_root, prompts_dir=prompts, console=err)
     summary = outcome.summary
@@ -203,6 +210,10 @@ def _endpoints(
     *,
     with_baseline: bool,
 ) -> RoleEndpoints:
+    from pydantic import SecretStr
+
+    from glan_dataset.evaluation.run import RoleEndpoints
+
     candidate_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
 
     def role(url: str | None, key_env: str | None, flag: str) -> EngineConfig:
@@ -220,6 +231,9 @@ def _endpoints(
 
 
 def _print_plan(test: TestSet, settings: EvalSettings, prompts: Path | None, prices: PriceTable, mode: str) -> None:
+    from glan_dataset.evaluation.plan import plan_evaluation
+    from glan_dataset.prompts import EVAL_PROMPT_NAMES, PromptLibrary
+
     stages = plan_evaluation(
         test, settings, PromptLibrary(prompts, names=EVAL_PROMPT_NAMES), prices, batch=mode == "batch"
     )

@@ -51,9 +51,9 @@ from glan_dataset.cli.options import (
     Workers,
     parse_shard,
 )
+from glan_dataset.defaults import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL
 from glan_dataset.errors import IncompleteError
 from glan_dataset.rundir import RunDir, read_prices
-from glan_dataset.settings import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL
 
 PARTIAL_EXIT_CODE = IncompleteError.exit_code
 """`glan generate` / `glan build` exit code when units are still outstanding (2 stays "bad input")."""

@@ -1,20 +1,26 @@
-"""Options shared by the commands that generate (``generate``, ``plan``, ``build``), declared once."""
+"""Options shared by the commands that generate (``generate``, ``plan``, ``build``), declared once.
+
+Every CLI module imports only light modules at the top (typer, rich, ``glan_dataset.defaults``,
+errors, rundir): ``glan --help`` registers all of them. The engine, settings models and data stacks
+are imported inside the functions that use them.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
-from pydantic import SecretStr, ValidationError
 
+from glan_dataset.defaults import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL
 from glan_dataset.errors import UsageError
-from glan_dataset.llm import EngineConfig, PriceTable
-from glan_dataset.llm.fleet import read_base_urls
 from glan_dataset.rundir import RunDir
-from glan_dataset.settings import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL, GenerationSettings, SamplingParams
+
+if TYPE_CHECKING:
+    from glan_dataset.llm import EngineConfig
+    from glan_dataset.settings import GenerationSettings
 
 GEN = "Generation"
 ENGINE = "Endpoint and engine"
@@ -206,7 +212,8 @@ Throughput = Annotated[
     ),
 ]
 Endpoints = Annotated[
-    int, typer.Option("--endpoints", min=1, help="Endpoints sharing the load (servers, or keys).", rich_help_panel=SCALE)
+    int,
+    typer.Option("--endpoints", min=1, help="Endpoints sharing the load (servers, or keys).", rich_help_panel=SCALE),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; log lines only.")]
 
@@ -242,6 +249,10 @@ class GenerationOptions:
         return options
 
     def settings(self) -> GenerationSettings:
+        from pydantic import ValidationError
+
+        from glan_dataset.settings import GenerationSettings, SamplingParams
+
         try:
             return GenerationSettings(
                 config=self.config,
@@ -278,6 +289,11 @@ class EngineOptions:
     def config(self, run_dir: Path | None = None) -> EngineConfig:
         """``run_dir``: a run whose remembered endpoint (run.json) serves when neither --base-url nor
         OPENAI_BASE_URL names one, so a resume needs no flag repeated."""
+        from pydantic import SecretStr
+
+        from glan_dataset.llm import EngineConfig, PriceTable
+        from glan_dataset.llm.fleet import read_base_urls
+
         if self.mode not in ("online", "batch"):
             raise UsageError(f"--mode must be online or batch, not '{self.mode}'")
         mode: Literal["online", "batch"] = "batch" if self.mode == "batch" else "online"

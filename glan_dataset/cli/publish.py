@@ -44,10 +44,13 @@ from glan_dataset.cli.options import (
     Tpm,
     Turns,
 )
-from glan_dataset.publishing.card import DEFAULT_LICENSE
-from glan_dataset.publishing.layout import DEFAULT_MAX_SHARD_SIZE
-from glan_dataset.publishing.split import DEFAULT_TEST_PER_DISCIPLINE
-from glan_dataset.settings import DEFAULT_ANSWER_MODEL, DEFAULT_MODEL
+from glan_dataset.defaults import (
+    DEFAULT_ANSWER_MODEL,
+    DEFAULT_LICENSE,
+    DEFAULT_MAX_SHARD_SIZE,
+    DEFAULT_MODEL,
+    DEFAULT_TEST_PER_DISCIPLINE,
+)
 
 PUB = "Publishing"
 HUB = "Hub targets (hf://ORG/NAME)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,25 +17,18 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from glan_dataset.cli import Group
 from glan_dataset.cli.options import BaseUrl, Concurrency, EngineOptions, Model, Prices, PromptsDir, Quiet
+from glan_dataset.defaults import DEFAULT_MODEL, TieRule
 from glan_dataset.errors import GlanError
-from glan_dataset.settings import DEFAULT_MODEL
-from glan_dataset.taxonomy import (
-    Discipline,
-    Taxonomy,
-    add_node,
-    apply_votes,
-    diff_taxonomies,
-    load_taxonomy,
-    merge_taxonomies,
-    validate_taxonomy_file,
-    write_review_sheet,
-)
-from glan_dataset.taxonomy.review import TieRule, VoteResult
+
+if TYPE_CHECKING:
+    from glan_dataset.taxonomy import Discipline, Taxonomy, VoteResult
 
 taxonomy_app = typer.Typer(
     help="Inspect, validate, review (human votes), edit and compare taxonomy files.",
     no_args_is_help=True,
+    cls=Group,
 )
 
 USER_ERROR = 2
@@ -122,6 +115,8 @@ def show(
     ] = "all",
 ) -> None:
     """Print the taxonomy as a tree, with sub-field and discipline counts per node."""
+    from glan_dataset.taxonomy import load_taxonomy
+
     with _user_errors():
         loaded = load_taxonomy(taxonomy)
         selected = loaded.select(config)
@@ -144,6 +139,8 @@ def show(
 @taxonomy_app.command()
 def validate(file: Annotated[Path, typer.Argument(help="Taxonomy YAML file to check.")]) -> None:
     """Report every problem as FILE:LINE: message (exit 2 if there is any)."""
+    from glan_dataset.taxonomy import load_taxonomy, validate_taxonomy_file
+
     with _user_errors():
         issues = validate_taxonomy_file(file)
     console = _out()
@@ -165,6 +162,8 @@ def review_sheet(
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV sheet to write (one per annotator).")],
 ) -> None:
     """Write a CSV sheet for annotators: write keep or remove in the vote column, or leave it blank."""
+    from glan_dataset.taxonomy import load_taxonomy, write_review_sheet
+
     with _user_errors():
         rows = write_review_sheet(load_taxonomy(file), out)
     _out().print(f"wrote {out}: {_plural(rows, 'node')} to vote on (keep / remove / blank)")
@@ -188,6 +187,8 @@ def apply_votes_command(
     tie: Annotated[TieRule, typer.Option("--tie", help="What a tie (or no votes at all) does to a node.")] = "remove",
 ) -> None:
     """Apply annotators' majority votes: removed nodes take their subtree with them."""
+    from glan_dataset.taxonomy import apply_votes, load_taxonomy
+
     with _user_errors():
         result = apply_votes(load_taxonomy(file), list(sheets), tie=tie)
         result.taxonomy.save(out)
@@ -216,6 +217,8 @@ def add(
     ] = None,
 ) -> None:
     """Add a node (status: proposed) with a unique slug. Comments in FILE are not kept."""
+    from glan_dataset.taxonomy import add_node, diff_taxonomies, load_taxonomy
+
     with _user_errors():
         before = load_taxonomy(file)
         after = add_node(before, path, name, description)
@@ -234,6 +237,8 @@ def merge(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the merged taxonomy.")],
 ) -> None:
     """Union of two taxonomies by slug and name; prints what was added."""
+    from glan_dataset.taxonomy import diff_taxonomies, load_taxonomy, merge_taxonomies
+
     with _user_errors():
         base_taxonomy = load_taxonomy(base)
         merged = merge_taxonomies(base_taxonomy, load_taxonomy(extra))
@@ -251,6 +256,8 @@ def diff(
     new: Annotated[Path, typer.Argument(help="New taxonomy file.")],
 ) -> None:
     """Nodes added (+), removed (-), renamed or changed (~) and moved (>) from OLD to NEW."""
+    from glan_dataset.taxonomy import diff_taxonomies, load_taxonomy
+
     with _user_errors():
         difference = diff_taxonomies(load_taxonomy(old), load_taxonomy(new))
     console = _out()
@@ -281,6 +288,7 @@ def propose(
     import asyncio
 
     from glan_dataset.prompts import PromptLibrary
+    from glan_dataset.taxonomy import load_taxonomy
     from glan_dataset.taxonomy.propose import ProposeSettings, TaxonomyProposer
 
     run_dir = run or out.with_name(f"{out.stem}-run")
@@ -288,7 +296,10 @@ def propose(
     with _user_errors():
         seed = load_taxonomy(seed_taxonomy) if seed_taxonomy else None
         proposer = TaxonomyProposer(
-            ProposeSettings(model=model, samples=samples, fields=fields), engine, run_dir, PromptLibrary(prompts, names=["taxonomy"])
+            ProposeSettings(model=model, samples=samples, fields=fields),
+            engine,
+            run_dir,
+            PromptLibrary(prompts, names=["taxonomy"]),
         )
         taxonomy, report = asyncio.run(proposer.propose(seed))
         taxonomy.save(out)

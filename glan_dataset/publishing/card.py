@@ -14,15 +14,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from glan_dataset.defaults import DEFAULT_LICENSE
 from glan_dataset.publishing.chart import CHART_PATH
 from glan_dataset.publishing.layout import SPLITS, StagedData, configs_metadata, dataset_info_metadata
 from glan_dataset.publishing.releases import Release
 from glan_dataset.publishing.split import NEAR_DUPLICATE_THRESHOLD
 from glan_dataset.quality import card_section
 
-DEFAULT_LICENSE = "apache-2.0"
-"""The maintainer chooses (``--license``). Apache-2.0 matches the project and is what most synthetic
-instruction sets use; the card always adds that the generating models' terms may restrict use."""
 TAGS: tuple[str, ...] = ("synthetic", "glan", "instruction-tuning")
 TASK_CATEGORIES: tuple[str, ...] = ("text-generation", "question-answering")
 SIZE_CATEGORIES: tuple[tuple[int, str], ...] = (

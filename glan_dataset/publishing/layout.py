@@ -29,10 +29,10 @@ from typing import Any, Literal
 
 import polars as pl
 
+from glan_dataset.defaults import DEFAULT_MAX_SHARD_SIZE
 from glan_dataset.errors import GlanError, UsageError
 from glan_dataset.publishing.split import DisciplineSplit
 
-DEFAULT_MAX_SHARD_SIZE = "500MB"
 MAX_ROW_GROUP_BYTES = 100 * 10**6
 """Uncompressed bytes per row group, as ``datasets`` does: the dataset viewer reads one row group per page."""
 SHARD_DIGEST_CHARS = 10

@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from glan_dataset.defaults import DEFAULT_TEST_PER_DISCIPLINE
 from glan_dataset.records import RECORD_COLUMNS, record_polars_schema
 from glan_dataset.text import normalize
 
-DEFAULT_TEST_PER_DISCIPLINE = 50
 NEAR_DUPLICATE_THRESHOLD = 90.0
 """rapidfuzz ``token_sort_ratio`` (0-100) at or above which a train question counts as a copy of a
 test question. 90 catches re-orderings and small edits (a changed number, a plural) of the same

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from glan_dataset.defaults import TieRule
 from glan_dataset.rundir import write_text_atomic
 from glan_dataset.taxonomy.model import (
     Level,
@@ -28,7 +29,6 @@ from glan_dataset.taxonomy.model import (
 SHEET_COLUMNS = ("id", "path", "level", "name", "description", "vote")
 REQUIRED_COLUMNS = ("id", "vote")
 VOTES = ("keep", "remove")
-TieRule = Literal["remove", "keep"]
 Reason = Literal["majority", "tie", "no votes", "parent removed", "emptied"]
 _LEVELS: tuple[Level, ...] = ("field", "subfield", "discipline")
 
