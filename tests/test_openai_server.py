@@ -439,8 +439,9 @@ def test_batch_validation() -> None:
 # -- process mode ---------------------------------------------------------------------------
 
 
-def test_subprocess_mode_prints_listening_line_and_serves_stats() -> None:
+def test_subprocess_mode_prints_listening_line_and_serves_stats(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    bodies = tmp_path / "bodies.jsonl"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -452,6 +453,8 @@ def test_subprocess_mode_prints_listening_line_and_serves_stats() -> None:
             "0.01",
             "--rate-500",
             "0.0",
+            "--record-bodies",
+            str(bodies),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -478,6 +481,9 @@ def test_subprocess_mode_prints_listening_line_and_serves_stats() -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
         assert proc.stdout is not None and proc.stdout.read() == ""
+    # every chat body as the client sent it, one JSON line each (bench/engine.py replays them)
+    recorded = [json.loads(line) for line in bodies.read_text().splitlines()]
+    assert len(recorded) == 2 and all(body["messages"] == USER for body in recorded)
 
 
 # -- what real models and servers do (FaultPlan's model faults) ----------------------------

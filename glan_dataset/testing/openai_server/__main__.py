@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ratelimit-headers", action="store_true", help="send x-ratelimit-* headers")
     parser.add_argument("--demo", action="store_true", help="mark every generated text as a demo placeholder")
     parser.add_argument("--record", action="store_true", help="keep a (model, messages sha) log in the stats")
+    parser.add_argument("--record-bodies", metavar="FILE", help="append every chat request body to FILE (JSON lines)")
     faults = parser.add_argument_group("faults (per-request probabilities)")
     for name in (
         "429",
@@ -94,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ratelimit_headers=args.ratelimit_headers,
         demo=args.demo,
         record=args.record,
+        record_bodies=args.record_bodies,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -13,7 +13,8 @@ import json
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from aiohttp import web
 
@@ -103,11 +104,13 @@ class FakeOpenAIServer:
         strict_schemas: bool = False,
         models: tuple[str, ...] | None = None,
         owned_by: str = "glan-fake",
+        record_bodies: str | Path | None = None,
     ) -> None:
         """``strict_schemas``: reject JSON Schema keywords OpenAI's strict mode rejects (string
         length bounds), as api.openai.com does. ``models``: what GET /v1/models lists (None = the
         default list; an empty tuple makes /v1/models answer 404, like servers without it); ``owned_by``:
-        their owner field (llama-server says "llamacpp")."""
+        their owner field (llama-server says "llamacpp"). ``record_bodies``: append every chat request's
+        JSON body to this file, one line each (``bench/engine.py`` replays generate's own requests)."""
         self.latency = latency
         self.host = host
         self.port = port
@@ -117,6 +120,8 @@ class FakeOpenAIServer:
         self.models = _MODELS if models is None else models
         self.owned_by = owned_by
         self.stats = ServerStats(requests_log=[] if record else None)
+        self.record_bodies = Path(record_bodies) if record_bodies is not None else None
+        self._bodies: IO[str] | None = None
         self.engine = CompletionEngine(seed=seed, demo=demo, responder=responder)
         self._faults = FaultSampler(faults)
         self.batches = BatchStore(self.engine, self._faults, self.stats, batch_delay=batch_delay)
@@ -189,6 +194,9 @@ class FakeOpenAIServer:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
             self._loop = self._thread = None
+            if self._bodies is not None:
+                self._bodies.close()
+                self._bodies = None
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
@@ -234,6 +242,10 @@ class FakeOpenAIServer:
         except (ValueError, UnicodeDecodeError):
             self.stats.count_call("<invalid>")
             return error_response(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+        if self.record_bodies is not None:
+            if self._bodies is None:
+                self._bodies = open(self.record_bodies, "a", encoding="utf-8")  # closed by stop()
+            self._bodies.write(json.dumps(body, ensure_ascii=False) + "\n")
         model = body.get("model") if isinstance(body, dict) else None
         log_sha = messages_sha(body.get("messages")) if self.stats.requests_log is not None else None
         self.stats.count_call(model if isinstance(model, str) else "<none>", log_sha)
