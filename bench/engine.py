@@ -29,7 +29,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -42,7 +44,29 @@ class Question(BaseModel):
     difficulty: int
 
 
-def child(base_url: str, n: int, concurrency: int, transport: str) -> dict[str, float]:
+def replayed_requests(bodies: list[dict[str, Any]]) -> Iterator[Any]:
+    """ChatRequests asking exactly what a recorded ``glan generate`` asked (server --record-bodies), made
+    as the engine pulls them (as the synthetic ones are); a structured call gets its response model
+    back by its schema's name."""
+    from glan_dataset import records
+    from glan_dataset.llm import ChatRequest
+
+    for i, body in enumerate(bodies):
+        schema_name = (body.get("response_format") or {}).get("json_schema", {}).get("name")
+        yield ChatRequest(
+            key=f"replay/{i}",
+            stage="replay",
+            model=body["model"],
+            messages=body["messages"],
+            temperature=body.get("temperature"),
+            top_p=body.get("top_p"),
+            max_tokens=body.get("max_tokens") or body.get("max_completion_tokens"),
+            sample_index=body.get("seed", 0),
+            response_model=getattr(records, schema_name) if schema_name else None,
+        )
+
+
+def child(base_url: str, n: int, concurrency: int, transport: str, bodies_file: str = "") -> dict[str, float]:
     # the engine imports openai (response formats) and aiohttp (transport) on first use; import them
     # here so the timed run measures calls, not the one-off import (printed apart as glan --help)
     import aiohttp  # noqa: F401
@@ -67,11 +91,17 @@ def child(base_url: str, n: int, concurrency: int, transport: str) -> dict[str, 
                 response_model=Question,
             )
 
+    bodies = [json.loads(line) for line in Path(bodies_file).read_text().splitlines()] if transport == "replay" else []
+    if bodies:
+        n, transport = len(bodies), "direct"
+
     async def run(run_dir: str) -> int:
         config = EngineConfig(base_url=base_url, concurrency=concurrency, quiet=True, transport=transport)
         ok = 0
         async with LLMEngine(config, run_dir) as engine:
-            async for outcome in engine.stream(requests(), stage="questions", total=n):
+            async for outcome in engine.stream(
+                replayed_requests(bodies) if bodies else requests(), stage="questions", total=n
+            ):
                 ok += isinstance(outcome, ChatResult)
         return ok
 
@@ -188,9 +218,10 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+def start_server(latency: float, record_bodies: str | None = None) -> tuple[subprocess.Popen[str], str]:
+    command = [sys.executable, "-m", "glan_dataset.testing.openai_server", "--port", "0", "--latency", str(latency)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "glan_dataset.testing.openai_server", "--port", "0", "--latency", str(latency)],
+        command + (["--record-bodies", record_bodies] if record_bodies else []),
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -204,7 +235,13 @@ def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
 
 
 def measure(
-    server: subprocess.Popen[str], url: str, n: int, concurrency: int, transport: str, questions_per_subject: int = 0
+    server: subprocess.Popen[str],
+    url: str,
+    n: int,
+    concurrency: int,
+    transport: str,
+    questions_per_subject: int = 0,
+    bodies_file: str = "",
 ) -> dict[str, float]:
     """One run in a fresh child process, with the server's call count, busy time and CPU for that run."""
     urllib.request.urlopen(urllib.request.Request(url + "/_reset", data=b"", method="POST")).read()
@@ -212,7 +249,7 @@ def measure(
     if transport == "generate":
         result = generate_child(url, questions_per_subject, concurrency)
     else:
-        command = [sys.executable, __file__, "--child", url, str(n), str(concurrency), transport]
+        command = [sys.executable, __file__, "--child", url, str(n), str(concurrency), transport, bodies_file]
         out = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
         assert result["ok"] == n, result
@@ -240,22 +277,32 @@ def main() -> None:
         "--questions-per-subject", type=int, default=20, help="glan generate's size (20: ~19,000 calls)"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per size; the fastest is shown (shared machines)")
-    parser.add_argument("--child", nargs=4, metavar=("URL", "N", "CONCURRENCY", "TRANSPORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, metavar=("URL", "N", "CONC", "TRANSPORT", "BODIES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        url, n, concurrency, transport = args.child
+        url, n, concurrency, transport, bodies_file = args.child
         if transport == "bare":
             print(json.dumps(bare_child(url, int(n), int(concurrency))))
         else:
-            print(json.dumps(child(url, int(n), int(concurrency), transport)))
+            print(json.dumps(child(url, int(n), int(concurrency), transport, bodies_file)))
         return
 
     ideal = args.concurrency / args.latency
     transports = ["aiohttp", "direct", "httpx"] if args.transport == "all" else [args.transport]
     if not args.no_bare:
         transports = ["bare", *transports]
+    bodies_file = ""
     if args.generate:
-        transports = ["generate", *transports]
+        # the engine's fair comparison is on generate's own requests (long question prompts, conversions
+        # with schemas): one unmeasured generate run against a recording server gives them
+        transports = ["generate", "replay", *transports]
+        bodies_file = str(Path(tempfile.mkdtemp()) / "bodies.jsonl")
+        recorder, record_url = start_server(args.latency, record_bodies=bodies_file)
+        try:
+            generate_child(record_url, args.questions_per_subject, args.concurrency)
+        finally:
+            recorder.terminate()
+            recorder.wait(10)
     server, url = start_server(args.latency)
     print(f"server {url}  latency {args.latency * 1000:.0f} ms  concurrency {args.concurrency}", end="  ")
     print(f"ideal {ideal:,.0f} calls/s")
@@ -270,12 +317,15 @@ def main() -> None:
             for _ in range(max(1, args.repeat)):
                 calls = n
                 for transport in transports:
-                    result = measure(server, url, calls, args.concurrency, transport, args.questions_per_subject)
+                    result = measure(
+                        server, url, calls, args.concurrency, transport, args.questions_per_subject, bodies_file
+                    )
                     runs[transport].append(result)
                     if transport == "generate":
                         calls = int(result["n"])
             best = {t: max(r, key=lambda r: r["calls_per_s"]) for t, r in runs.items()}
-            bare, engine = best.get("bare"), best.get("direct")
+            bare = best.get("bare")
+            engine = best.get("replay") or best.get("direct")  # generate is compared on its own requests
             for transport in transports:
                 result = best[transport]
                 x_bare = f"{result['calls_per_s'] / bare['calls_per_s']:.2f}x" if bare else "-"
