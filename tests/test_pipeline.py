@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -77,7 +78,10 @@ def test_same_seed_same_samples_other_seed_other_samples(tmp_path: Path, openai_
 
 def test_rerun_reuses_everything_and_sends_no_call(tmp_path: Path, openai_server: FakeOpenAIServer) -> None:
     run = tmp_path / "run"
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
     run_tiny(run, openai_server, config="physics")
+    # the run tunes the garbage collector for itself and gives the process its settings back
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == frozen
     before = records_of(run)
     openai_server.reset_stats()
     run_tiny(run, openai_server, config="physics")

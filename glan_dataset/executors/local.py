@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from glan_dataset.executors.base import Executor, GenerationJob
 from glan_dataset.pipeline import Pipeline
 from glan_dataset.servers import served
@@ -29,4 +27,4 @@ class LocalExecutor(Executor):
                 shard=self.shard,
                 steps=job.steps,
             )
-            return asyncio.run(pipeline.run())
+            return pipeline.run_sync()

@@ -22,7 +22,6 @@ parts' caches (read-only), and prints one summary at the end.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -106,7 +105,7 @@ class DisciplineWorker:
                 demo=job.demo,
                 steps=job.steps,
             )
-            asyncio.run(pipeline.run())
+            pipeline.run_sync()
         return {"discipline": discipline, **worker}
 
     def close(self) -> None:
