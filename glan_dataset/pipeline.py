@@ -21,9 +21,11 @@ import gc
 import json
 import logging
 import shutil
+import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +184,7 @@ class Pipeline:
     async def run(self) -> RunManifest:
         self._load_manifest()  # a run.json that is not ours, or corrupt, stops us before anything
         self._check_cache_not_emptied()
+        threading.Thread(target=_import_ahead, name="glan-import-ahead", daemon=True).start()
         # prices given before (RUN/prices.json) still price this run's usage; those given now win
         prices = PriceTable(prices={**read_prices(self.rundir), **self.engine_config.prices.prices})
         self.engine_config = self.engine_config.model_copy(update={"prices": prices})
@@ -604,6 +607,17 @@ def outcome(run_dir: str | Path, manifest: RunManifest, config: str, shard: tupl
         failures=sum(c.failures for c in counts.values() if c is not None),
         missing=[d for d in slugs if not run.records_file(d).exists()],
     )
+
+
+def _import_ahead() -> None:
+    """Import, in a thread, what the first structured call and the first stage file need: openai's
+    schema helper (~0.9 s) and pyarrow's first conversion, which loads pandas when installed (~0.45 s).
+    On the event loop these stalled every call in flight; here they overlap the first calls' wait on
+    the network (the import lock makes a caller that gets there first wait, never import twice)."""
+    import pyarrow as pa
+
+    import_module("openai.lib._parsing._completions")
+    pa.Table.from_pylist([{"text": ""}])
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
