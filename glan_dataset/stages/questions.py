@@ -34,14 +34,17 @@ def sample_rng(seed: int, discipline: str, subject_id: str, index: int) -> rando
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def sample_question(syllabus: SyllabusRow, index: int, multi_session_ratio: float, seed: int) -> QuestionSample:
+def sample_question(
+    syllabus: SyllabusRow, index: int, multi_session_ratio: float, seed: int, *, subject: dict[str, Any] | None = None
+) -> QuestionSample:
     """The ``index``-th question sample of a subject.
 
     A two-session sample holds at least two distinct concepts, at least one drawn from each session's
     own list (by position): two sessions that share concept names (a review session repeating an
     earlier one) could otherwise yield the shared name alone. A pair of sessions that together
     teach a single concept name cannot do that, so another pair is drawn, or, if no pair of the
-    syllabus can, a single-session sample.
+    syllabus can, a single-session sample. ``subject``: the syllabus's subject columns, when the
+    caller already has them (one dump per syllabus, not one per question).
     """
     rng = sample_rng(seed, syllabus.discipline, syllabus.subject_id, index)
     sessions = syllabus.sessions
@@ -80,7 +83,7 @@ def sample_question(syllabus: SyllabusRow, index: int, multi_session_ratio: floa
         concepts = rng.sample(pool, count)
         strategy = "single_session"
     return QuestionSample(
-        **syllabus.model_dump(include=set(SubjectRow.model_fields)),
+        **(subject if subject is not None else subject_columns(syllabus)),
         sample_index=index,
         strategy=strategy,
         session_indices=chosen,
@@ -90,7 +93,16 @@ def sample_question(syllabus: SyllabusRow, index: int, multi_session_ratio: floa
 
 
 def sample_questions(syllabus: SyllabusRow, count: int, multi_session_ratio: float, seed: int) -> list[QuestionSample]:
-    return [sample_question(syllabus, index, multi_session_ratio, seed) for index in range(count)]
+    subject = subject_columns(syllabus)
+    return [sample_question(syllabus, index, multi_session_ratio, seed, subject=subject) for index in range(count)]
+
+
+def subject_columns(syllabus: SyllabusRow) -> dict[str, Any]:
+    """The subject's own columns of a syllabus row (what every question sample of it carries)."""
+    return syllabus.model_dump(include=_SUBJECT_FIELDS)
+
+
+_SUBJECT_FIELDS = frozenset(SubjectRow.model_fields)
 
 
 class QuestionsStep(Step[QuestionSample]):
