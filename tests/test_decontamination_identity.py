@@ -59,7 +59,9 @@ def run(tmp_path: Path, files: list[Path]) -> Path:
     leak = {**_records("physics", 5)[4], "id": "leak", "question": item("gsm8k", "0")["question"]}
     write_records(run, "physics", [*_records("physics", 4), leak])
     write_records(run, "chemistry", _records("chemistry", 3))
-    write_taxonomy(run / "taxonomy.yaml", ["physics", "chemistry"])  # the config selects exactly these: not a partial run
+    write_taxonomy(
+        run / "taxonomy.yaml", ["physics", "chemistry"]
+    )  # the config selects exactly these: not a partial run
     (run / "run.json").write_text(json.dumps(run_manifest(False)), encoding="utf-8")
     decontaminate_run(run, _settings(files))
     return run
@@ -94,12 +96,12 @@ def test_clean_files_and_report_record_what_they_were_made_from(run: Path) -> No
 
 
 def test_records_with_stage_metadata_are_identified_by_it(tmp_path: Path) -> None:
-    from glan_dataset.records import Record, record_polars_schema
+    from glan_dataset.records import Record
 
     run = RunDir(tmp_path / "run")
     rows = [Record.model_validate(r) for r in _records("physics", 2)]
     meta = StageStore(run).write(
-        "records", "physics", rows, [r.id for r in rows], fingerprint="f", complete=True, schema=record_polars_schema()
+        "records", "physics", rows, [r.id for r in rows], fingerprint="f", complete=True, row_model=Record
     )
     assert records_identity(run.records_file("physics")) == meta.identity
 
