@@ -9,7 +9,7 @@ ChatFailure and appended to RUN/failures.jsonl; it is not cached, so the next ru
 
 Transports for chat calls (``EngineConfig.transport``): ``direct`` (default) posts the JSON with
 aiohttp itself (proxy resolved once per session, not per request), ``aiohttp``/``httpx`` go through
-``AsyncOpenAI(max_retries=0)``: the SDK's request layers cost ~0.4 ms of CPU per call more. The SDK
+``AsyncOpenAI(max_retries=0)``: the SDK's request layers cost ~0.9 ms of CPU per call more. The SDK
 path uses ``client.post(..., content=bytes, cast_to=httpx2.Response)``: the SDK's auth, headers and
 errors without building a typed ChatCompletion we would throw away. Retries are ours in every case:
 the SDK's loop cannot share our backoff, our attempt budget or our AIMD signal. ``bench/engine.py``
