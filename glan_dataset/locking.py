@@ -40,6 +40,10 @@ RUN_LOCK = "run"
 """The run-level lock: held while run.json, failures.jsonl or the taxonomy snapshot change."""
 WRITERS_LOCK = "writers"
 """Held shared by every generating process for its lifetime; exclusive means "no one else writes"."""
+DECONTAMINATE_LOCK = "decontaminate"
+"""Held by ``glan decontaminate`` for its whole run: clean files and report.json come from one run."""
+MERGE_LOCK = "merge"
+"""Held on the target of ``glan merge-runs`` while it writes: its ledger of merged usage is read-modify-write."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,23 @@ class RunLocks:
         finally:
             for lock in reversed(held):
                 lock.release()
+
+    @contextmanager
+    def alone(self, name: str, *, action: str) -> Iterator[None]:
+        """Hold lock ``name`` for an operation that must not run twice at once in this run directory;
+        raise :class:`LockTaken` naming the holder (never wait: the other may take hours)."""
+        lock = self.lock(name)
+        if not lock.acquire():
+            holder = lock.holder()
+            who = holder.describe() if holder is not None else "another process"
+            raise LockTaken(
+                f"{self.root} is being {action} by {who}; wait for it to finish, then run the same command again",
+                holder,
+            )
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def run(self) -> Iterator[None]:

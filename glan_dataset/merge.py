@@ -27,6 +27,7 @@ from glan_dataset.errors import UsageError
 from glan_dataset.llm import PriceTable
 from glan_dataset.llm.cache import ResponseCache
 from glan_dataset.llm.cost import UsageEntry, UsageLedger
+from glan_dataset.locking import MERGE_LOCK, RunLocks
 from glan_dataset.rundir import RunDir, atomic_path, write_json_atomic
 from glan_dataset.settings import RunManifest
 from glan_dataset.stages import STAGES
@@ -128,7 +129,11 @@ def _key(run: RunDir) -> str:
 
 
 def merge_runs(sources: Sequence[str | Path], target: str | Path) -> MergeReport:
-    """Merge ``sources`` into ``target`` (created if missing; an existing compatible run is extended)."""
+    """Merge ``sources`` into ``target`` (created if missing; an existing compatible run is extended).
+
+    One merge into a target at a time (``RUN/locks/merge.lock``; a second one stops at once, naming the
+    holder): the target's ledger of what it already absorbed is read, extended and written back, and two
+    merges of one source at once would count its usage twice."""
     target_run = RunDir(target)
     source_runs = [RunDir(s) for s in sources]
     if not source_runs:
@@ -136,6 +141,17 @@ def merge_runs(sources: Sequence[str | Path], target: str | Path) -> MergeReport
     resolved = {run.root.resolve() for run in source_runs}
     if target_run.root.resolve() in resolved:
         raise UsageError(f"{target_run.root} is both a source and the target; merge into another directory")
+    created = not target_run.root.exists()
+    try:
+        with RunLocks(target_run.root).alone(MERGE_LOCK, action="merged into"):
+            return _merge_locked(source_runs, target_run)
+    except UsageError:
+        if created:  # a refusal leaves no target behind (the lock made the folder)
+            shutil.rmtree(target_run.root, ignore_errors=True)
+        raise
+
+
+def _merge_locked(source_runs: list[RunDir], target_run: RunDir) -> MergeReport:
     manifests = [(run.root, _manifest(run)) for run in source_runs]
     existing = _manifest(target_run) if target_run.run_json.exists() else None
     reference = (target_run.root, existing) if existing is not None else manifests[0]
@@ -146,7 +162,7 @@ def merge_runs(sources: Sequence[str | Path], target: str | Path) -> MergeReport
     origins: dict[str, str] = ledger.setdefault("files", {})
     copies, identical = _plan_copies(source_runs, target_run, origins)
 
-    # nothing was written so far: every refusal above leaves the target untouched
+    # nothing was written so far: every refusal above leaves the target as it was
     target_run.root.mkdir(parents=True, exist_ok=True)
     first = source_runs[0]
     if not target_run.taxonomy.exists() and first.taxonomy.exists():

@@ -211,6 +211,23 @@ def test_allowlist_and_no_dedup(run_dir: Path, tmp_path: Path) -> None:
     assert report.duplicates_removed.exact == report.duplicates_removed.near == 0
 
 
+def test_a_second_decontamination_of_the_run_stops_naming_the_first(
+    run_dir: Path, settings: DecontaminationSettings
+) -> None:
+    from glan_dataset.locking import DECONTAMINATE_LOCK, LockTaken, RunLocks
+
+    first = RunLocks(run_dir).lock(DECONTAMINATE_LOCK)  # another decontamination, in progress
+    assert first.acquire()
+    try:
+        with pytest.raises(LockTaken, match=r"being decontaminated by pid \d+"):
+            decontaminate_run(run_dir, settings)
+        assert not (run_dir / "clean").exists()
+    finally:
+        first.release()
+    decontaminate_run(run_dir, settings)  # once it is done, the same command runs
+    assert (run_dir / "clean").is_dir()
+
+
 def test_no_records_is_a_usage_error(tmp_path: Path, settings: DecontaminationSettings) -> None:
     from glan_dataset.errors import UsageError
 

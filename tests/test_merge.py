@@ -117,6 +117,26 @@ def test_conflicting_or_incompatible_runs_are_refused_untouched(
     assert not merged.exists()
 
 
+def test_a_second_merge_into_the_target_stops_and_counts_nothing(
+    tmp_path: Path, openai_server: FakeOpenAIServer
+) -> None:
+    from glan_dataset.locking import MERGE_LOCK, LockTaken, RunLocks
+
+    a, merged = tmp_path / "a", tmp_path / "merged"
+    shard(a, openai_server, 0)
+    merge_runs([a], merged)
+    before = calls(merged)
+    first = RunLocks(merged).lock(MERGE_LOCK)  # another merge into it, in progress
+    assert first.acquire()
+    try:
+        with pytest.raises(LockTaken, match=r"being merged into by pid \d+"):
+            merge_runs([a], merged)
+    finally:
+        first.release()
+    merge_runs([a], merged)  # once it is done, merging again adds nothing twice
+    assert calls(merged) == before
+
+
 def test_cli_shard_flag_is_validated() -> None:
     from glan_dataset.cli.options import parse_shard
 

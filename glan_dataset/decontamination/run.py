@@ -50,6 +50,7 @@ from glan_dataset.decontamination.report import (
     load_report,
 )
 from glan_dataset.errors import UsageError
+from glan_dataset.locking import DECONTAMINATE_LOCK, RunLocks
 from glan_dataset.rundir import RunDir, atomic_path, write_json_atomic
 
 Progress = Callable[[str], None]
@@ -442,12 +443,26 @@ def decontaminate_run(
     Loading no benchmark at all is a ``UsageError`` unless the settings say ``benchmarks=["none"]``;
     ``report.warning()`` says in one line what was not checked (callers should show it).
     """
-    settings = settings or DecontaminationSettings()
-    say = progress or (lambda message: None)
     run = RunDir(run_dir)
     available = run.record_disciplines()
     if not available:
         raise UsageError(f"no records found in {run.stage_dir('records')}: generate records first (glan generate)")
+    # one decontamination of a run at a time: the clean files and report.json must come from one run
+    with RunLocks(run.root).alone(DECONTAMINATE_LOCK, action="decontaminated"):
+        return _decontaminate_locked(
+            run, available, settings or DecontaminationSettings(), disciplines, progress, hub_loader
+        )
+
+
+def _decontaminate_locked(
+    run: RunDir,
+    available: list[str],
+    settings: DecontaminationSettings,
+    disciplines: list[str] | None,
+    progress: Progress | None,
+    hub_loader: Callable[..., Any] | None,
+) -> DecontaminationReport:
+    say = progress or (lambda message: None)
     chosen = list(dict.fromkeys(disciplines)) if disciplines else available
     unknown = [d for d in chosen if d not in available]
     if unknown:
