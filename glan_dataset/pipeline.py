@@ -613,11 +613,15 @@ def _import_ahead() -> None:
     """Import, in a thread, what the first structured call and the first stage file need: openai's
     schema helper (~0.9 s) and pyarrow's first conversion, which loads pandas when installed (~0.45 s).
     On the event loop these stalled every call in flight; here they overlap the first calls' wait on
-    the network (the import lock makes a caller that gets there first wait, never import twice)."""
-    import pyarrow as pa
+    the network (the import lock makes a caller that gets there first wait, never import twice). A
+    failure here is left to the code that needs the module: a thread must not print a traceback."""
+    try:
+        import pyarrow as pa
 
-    import_module("openai.lib._parsing._completions")
-    pa.Table.from_pylist([{"text": ""}])
+        import_module("openai.lib._parsing._completions")
+        pa.Table.from_pylist([{"text": ""}])
+    except Exception:  # noqa: S110 - only a head start; the caller imports (and reports) for itself
+        pass
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
