@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,20 +106,7 @@ def child(base_url: str, n: int, concurrency: int, transport: str, bodies_file: 
         return ok
 
     with tempfile.TemporaryDirectory() as run_dir:
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        started = time.perf_counter()
-        ok = asyncio.run(run(run_dir))
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {
-        "n": n,
-        "ok": ok,
-        "wall": wall,
-        "calls_per_s": n / wall,
-        "cpu_ms_per_call": cpu / n * 1000,
-        "peak_rss_mb": after.ru_maxrss / 1024,
-    }
+        return timed(n, lambda: asyncio.run(run(run_dir)))
 
 
 def bare_child(base_url: str, n: int, concurrency: int) -> dict[str, float]:
@@ -161,9 +148,15 @@ def bare_child(base_url: str, n: int, concurrency: int) -> dict[str, float]:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         return ok
 
+    return timed(n, lambda: asyncio.run(run()))
+
+
+def timed(n: int, run: Callable[[], int]) -> dict[str, float]:
+    """``run()`` (which makes ``n`` calls and returns how many succeeded) with its wall time, this
+    process's CPU time per call and peak RSS."""
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
-    ok = asyncio.run(run())
+    ok = run()
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -208,16 +209,7 @@ def features_of(model: type[BaseModel]) -> Any:
     from datasets import Features, List, Value
 
     scalars = {str: Value("string"), int: Value("int64"), float: Value("float64"), bool: Value("bool")}
-
-    def feature(annotation: Any) -> Any:
-        kind, inner = _column_kind(annotation)
-        if kind == "scalar":
-            return scalars[inner]
-        if kind == "list":
-            return List(feature(inner))
-        return {name: feature(field.annotation) for name, field in inner.model_fields.items()}
-
-    return Features({name: feature(field.annotation) for name, field in model.model_fields.items()})
+    return Features(_columns(model, scalars, List, dict))
 
 
 def polars_schema_of(model: type[BaseModel]) -> Any:
@@ -225,16 +217,7 @@ def polars_schema_of(model: type[BaseModel]) -> Any:
     import polars as pl
 
     scalars = {str: pl.String, int: pl.Int64, float: pl.Float64, bool: pl.Boolean}
-
-    def dtype(annotation: Any) -> Any:
-        kind, inner = _column_kind(annotation)
-        if kind == "scalar":
-            return scalars[inner]
-        if kind == "list":
-            return pl.List(dtype(inner))
-        return pl.Struct({name: dtype(field.annotation) for name, field in inner.model_fields.items()})
-
-    return pl.Schema({name: dtype(field.annotation) for name, field in model.model_fields.items()})
+    return pl.Schema(_columns(model, scalars, pl.List, pl.Struct))
 
 
 @functools.cache
@@ -245,16 +228,24 @@ def arrow_schema_of(model: type[BaseModel]) -> Any:
     import pyarrow as pa
 
     scalars = {str: pa.large_string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+    return pa.schema(_columns(model, scalars, pa.large_list, pa.struct))
 
-    def arrow_type(annotation: Any) -> Any:
+
+def _columns(
+    model: type[BaseModel], scalars: dict[type, Any], list_of: Callable[[Any], Any], struct_of: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """Column name -> type of a row model in one library's vocabulary: its scalar types, how it makes a
+    list of a type and a struct of named types (the one walk behind the three schemas above)."""
+
+    def column_type(annotation: Any) -> Any:
         kind, inner = _column_kind(annotation)
         if kind == "scalar":
             return scalars[inner]
         if kind == "list":
-            return pa.large_list(arrow_type(inner))
-        return pa.struct([(name, arrow_type(field.annotation)) for name, field in inner.model_fields.items()])
+            return list_of(column_type(inner))
+        return struct_of({name: column_type(field.annotation) for name, field in inner.model_fields.items()})
 
-    return pa.schema([(name, arrow_type(field.annotation)) for name, field in model.model_fields.items()])
+    return {name: column_type(field.annotation) for name, field in model.model_fields.items()}
 
 
 def _column_kind(annotation: Any) -> tuple[str, Any]:

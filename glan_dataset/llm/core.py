@@ -411,14 +411,7 @@ class RequestCore:
             usage_model=request_model,
             reasoning_tokens=completion.reasoning_tokens,
         )
-        self.usage.record_call(
-            stage,
-            request_model,
-            completion.prompt_tokens,
-            completion.completion_tokens,
-            batch=batch,
-            reasoning_tokens=completion.reasoning_tokens,
-        )
+        self._count(stage, request_model, completion, batch)
 
     @staticmethod
     def result(key: str, request_model: str, completion: Completion, text: str, parsed: BaseModel | None) -> ChatResult:
@@ -443,6 +436,10 @@ class RequestCore:
             batch=batch,
             reasoning_tokens=completion.reasoning_tokens,
         )
+        self._count(stage, model, completion, batch)
+
+    def _count(self, stage: str, model: str, completion: Completion, batch: bool) -> None:
+        """This session's usage ledger (progress, summary) counts a paid call, kept or not."""
         self.usage.record_call(
             stage,
             model,
