@@ -20,6 +20,7 @@ from glan_dataset.llm import ChatFailure, ChatRequest, ChatResult, EngineConfig,
 from glan_dataset.llm.cache import cache_keys
 from glan_dataset.llm.core import schema_dialect, token_field
 from glan_dataset.testing.openai_server import FakeOpenAIServer, FaultPlan
+from tests.helpers import engine_config
 
 SECRET = "sk-core-SECRET-9191-do-not-leak"
 
@@ -54,17 +55,8 @@ def _clean(server, monkeypatch):
 
 
 def config(server: FakeOpenAIServer, **overrides) -> EngineConfig:
-    values = dict(
-        base_url=server.base_url,
-        api_key=SecretStr(SECRET),
-        concurrency=16,
-        quiet=True,
-        backoff_base=0.01,
-        backoff_max=0.05,
-        timeout=5.0,
-    )
-    values.update(overrides)
-    return EngineConfig(**values)
+    values = dict(api_key=SecretStr(SECRET), concurrency=16, backoff_max=0.05, timeout=5.0)
+    return engine_config(server, **{**values, **overrides})
 
 
 def requests(

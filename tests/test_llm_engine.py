@@ -24,6 +24,7 @@ from glan_dataset.llm import (
     PriceTable,
 )
 from glan_dataset.testing.openai_server import FakeOpenAIServer, FaultPlan
+from tests.helpers import engine_config
 
 SECRET = "sk-test-SECRET-4242-do-not-leak"
 
@@ -54,17 +55,8 @@ def _clean(server, monkeypatch):
 
 
 def config(server: FakeOpenAIServer, **overrides) -> EngineConfig:
-    values = dict(
-        base_url=server.base_url,
-        api_key=SecretStr(SECRET),
-        concurrency=32,
-        quiet=True,
-        backoff_base=0.01,
-        backoff_max=0.05,
-        timeout=5.0,
-    )
-    values.update(overrides)
-    return EngineConfig(**values)
+    values = dict(api_key=SecretStr(SECRET), concurrency=32, backoff_max=0.05, timeout=5.0)
+    return engine_config(server, **{**values, **overrides})
 
 
 def requests(n: int, *, structured: bool = True, stage: str = "subjects", **kw) -> list[ChatRequest]:
