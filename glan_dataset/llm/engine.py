@@ -249,11 +249,13 @@ class LLMEngine:
         try:
             status, data = await direct.get_json("/models")
         except (transport.ConnectFault, transport.TimeoutFault, transport.ConnectionFault) as fault:
+            await direct.aclose()
             raise EndpointUnreachableError(
                 f"cannot reach the LLM endpoint at {self.host} ({self.scrub(str(fault))[:200] or 'timed out'}): "
                 "check that the server is running and --base-url is right, then run the same command again "
                 "to resume (finished calls are cached)"
             ) from None
+        await direct.aclose()
         if status in (401, 403):
             raise ConfigurationError(
                 f"the LLM endpoint at {self.host} refused the API key (HTTP {status}): check OPENAI_API_KEY"

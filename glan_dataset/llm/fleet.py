@@ -17,11 +17,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multidict import CIMultiDictProxy
 from rich import box
 from rich.table import Table
 
@@ -93,7 +92,7 @@ class Fleet:
     def __repr__(self) -> str:
         return f"Fleet({[endpoint_host(e.url) for e in self.endpoints]})"
 
-    async def post(self, payload: bytes) -> tuple[bytes, CIMultiDictProxy[str]]:
+    async def post(self, payload: bytes) -> tuple[bytes, Mapping[str, str]]:
         """Send on the least-loaded endpoint that can take it; move on to another when one refuses."""
         tried: set[int] = set()
         while True:
