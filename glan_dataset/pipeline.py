@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.text import Text
 
 import glan_dataset
+from glan_dataset import eventloop
 from glan_dataset.errors import UsageError
 from glan_dataset.llm import ChatFailure, ChatRequest, ChatResult, EngineConfig, LLMEngine, PriceTable, public_url
 from glan_dataset.llm.cache import ResponseCache
@@ -176,7 +177,7 @@ class Pipeline:
         gc.freeze()
         gc.set_threshold(max(threshold[0], 10_000), *threshold[1:])
         try:
-            return asyncio.run(self.run())
+            return eventloop.run(self.run())
         finally:
             gc.set_threshold(*threshold)
             gc.unfreeze()

@@ -43,8 +43,7 @@ def list_batches(
     ] = False,
 ) -> None:
     """Show the run's batches: id, stage, status, request counts, created."""
-    import asyncio
-
+    from glan_dataset import eventloop
     from glan_dataset.llm.batch import BatchState, load_states, refresh_states
 
     if offline:
@@ -55,7 +54,7 @@ def list_batches(
             async with _engine(run, base_url) as engine:
                 return await refresh_states(engine)
 
-        states = asyncio.run(fetch())
+        states = eventloop.run(fetch())
     console = Console()
     if not states:
         console.print(f"no batches in {RunDir(run).batches_dir}")
@@ -91,13 +90,12 @@ def cancel(
     base_url: BaseUrlOpt = None,
 ) -> None:
     """Cancel batches. Their unfinished requests become failures; the next run submits them again."""
-    import asyncio
-
+    from glan_dataset import eventloop
     from glan_dataset.llm.batch import cancel_batches
 
     async def go() -> list[str]:
         async with _engine(run, base_url) as engine:
             return await cancel_batches(engine, batch_id)
 
-    cancelled = asyncio.run(go())
+    cancelled = eventloop.run(go())
     Console().print(f"cancelled {len(cancelled)} batch(es)" + (": " + ", ".join(cancelled) if cancelled else ""))

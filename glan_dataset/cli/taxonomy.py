@@ -285,8 +285,7 @@ def propose(
     quiet: Quiet = False,
 ) -> None:
     """Let the LLM propose fields, sub-fields and disciplines (status: proposed) for people to vote on."""
-    import asyncio
-
+    from glan_dataset import eventloop
     from glan_dataset.prompts import PromptLibrary
     from glan_dataset.taxonomy import load_taxonomy
     from glan_dataset.taxonomy.propose import ProposeSettings, TaxonomyProposer
@@ -301,7 +300,7 @@ def propose(
             run_dir,
             PromptLibrary(prompts, names=["taxonomy"]),
         )
-        taxonomy, report = asyncio.run(proposer.propose(seed))
+        taxonomy, report = eventloop.run(proposer.propose(seed))
         taxonomy.save(out)
     console = _out()
     for level in ("field", "subfield", "discipline"):

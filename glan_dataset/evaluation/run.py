@@ -12,7 +12,6 @@ run again pays for nothing it already received.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -25,7 +24,7 @@ import polars as pl
 from pydantic import BaseModel, model_validator
 from rich.console import Console
 
-from glan_dataset import __version__
+from glan_dataset import __version__, eventloop
 from glan_dataset.errors import UsageError
 from glan_dataset.evaluation.aggregate import SCORE_COLUMNS, aggregate, item_scores, level_rows
 from glan_dataset.evaluation.answer import DEFAULT_ANSWER_SAMPLING, answer_requests, answer_stage
@@ -128,7 +127,9 @@ def evaluate(
 ) -> EvalOutcome:
     """Run (or resume) one evaluation into ``OUT/eval/<name>/`` and return its results."""
     prompts = PromptLibrary(prompts_dir, names=EVAL_PROMPT_NAMES)
-    return asyncio.run(_evaluate(test, settings, endpoints, eval_dir(out_root, settings.eval_name()), prompts, console))
+    return eventloop.run(
+        _evaluate(test, settings, endpoints, eval_dir(out_root, settings.eval_name()), prompts, console)
+    )
 
 
 async def _evaluate(

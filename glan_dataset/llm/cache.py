@@ -116,7 +116,8 @@ def scalar_json(value: Any) -> str:
     if kind is str:
         return _encode_str(value)
     if kind is float:
-        return _encode(value)  # nan/inf spelled as json does
+        # json writes a finite float as float.__repr__; nan/inf spelled as json does
+        return float.__repr__(value) if value - value == 0.0 else _encode(value)
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
