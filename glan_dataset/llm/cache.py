@@ -23,9 +23,14 @@ from typing import Any, NamedTuple
 from glan_dataset.errors import UsageError
 from glan_dataset.llm.cost import UsageEntry
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS responses (
-    key TEXT PRIMARY KEY,            -- sha256 of the full request (with sampling parameters)
+# Per connection: a 16 MiB page cache holds the key indexes of a few hundred thousand responses, and a
+# checkpoint every 4,000 pages (not 1,000) copies a page rewritten by many groups to the file once.
+_PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA cache_size=-16384", "PRAGMA wal_autocheckpoint=4000")
+LAYOUT = 2  # PRAGMA user_version of the layout below; 0 = the WITHOUT ROWID layout before it (migrated on open)
+_RESPONSE_COLUMNS = "key, pkey, stage, model, text, prompt_tokens, completion_tokens, batch, created"
+_RESPONSES = """
+CREATE TABLE responses (
+    key TEXT NOT NULL,               -- sha256 of the full request (with sampling parameters)
     pkey TEXT NOT NULL,              -- sha256 without temperature/top_p/max_tokens (--cache-ignore-params)
     stage TEXT NOT NULL,
     model TEXT NOT NULL,             -- the model that answered, as the endpoint named it
@@ -34,8 +39,12 @@ CREATE TABLE IF NOT EXISTS responses (
     completion_tokens INTEGER NOT NULL,
     batch INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS responses_pkey ON responses(pkey);
+)"""
+_RESPONSE_INDEXES = (
+    "CREATE UNIQUE INDEX responses_key ON responses(key)",
+    "CREATE INDEX responses_pkey ON responses(pkey)",
+)
+_USAGE_TABLE = """
 CREATE TABLE IF NOT EXISTS usage (
     stage TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -45,13 +54,9 @@ CREATE TABLE IF NOT EXISTS usage (
     completion_tokens INTEGER NOT NULL,
     reasoning_tokens INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (stage, model, batch)
-) WITHOUT ROWID;
-"""
+) WITHOUT ROWID"""
 
-_INSERT = (
-    "INSERT OR REPLACE INTO responses (key, pkey, stage, model, text, prompt_tokens, completion_tokens, batch, created)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT = f"INSERT OR REPLACE INTO responses ({_RESPONSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _USAGE = (
     "INSERT INTO usage (stage, model, batch, calls, prompt_tokens, completion_tokens, reasoning_tokens)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stage, model, batch) DO UPDATE SET calls = calls + excluded.calls,"
@@ -163,6 +168,64 @@ def _enable_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
             time.sleep(0.02 + random.random() * 0.08)
 
 
+def _begin_immediate(db: sqlite3.Connection, wait: float = 600.0) -> None:
+    """BEGIN IMMEDIATE, waiting up to ``wait`` seconds: another process may be migrating a large
+    cache (each attempt already waits the busy timeout)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02 + random.random() * 0.08)
+
+
+def _upgrade(db: sqlite3.Connection, path: Path) -> None:
+    """Create the tables of a new cache, or convert one written before ``LAYOUT`` (a WITHOUT ROWID
+    ``responses``), in one transaction: every row is kept, ``usage`` is left as it is (a column added
+    at most). The layout is checked again under the write lock, so when several processes open one
+    old cache at once the first converts it and the others find it converted."""
+    _begin_immediate(db)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > LAYOUT:
+            raise UsageError(
+                f"{path} was written by a newer glan-dataset (cache layout {version}, this one reads {LAYOUT}):"
+                " upgrade glan-dataset to use it"
+            )
+        if version < LAYOUT:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+            if not columns:
+                db.execute(_RESPONSES)
+            elif columns >= set(_RESPONSE_COLUMNS.split(", ")):
+                db.execute("ALTER TABLE responses RENAME TO responses_before")
+                db.execute("DROP INDEX IF EXISTS responses_pkey")
+                db.execute("DROP INDEX IF EXISTS responses_key")
+                db.execute(_RESPONSES)
+                db.execute(
+                    f"INSERT INTO responses ({_RESPONSE_COLUMNS}) SELECT {_RESPONSE_COLUMNS} FROM responses_before"
+                )
+                db.execute("DROP TABLE responses_before")
+            else:
+                raise UsageError(
+                    f"{path} has a 'responses' table that is not a glan-dataset response cache: move it aside to"
+                    " start a new cache, or point --out at the run directory it belongs to"
+                )
+            for index in _RESPONSE_INDEXES:
+                db.execute(index)
+            db.execute(_USAGE_TABLE)
+            usage = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
+            if "reasoning_tokens" not in usage:  # a cache written before reasoning tokens were counted
+                db.execute("ALTER TABLE usage ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0")
+            db.execute(f"PRAGMA user_version={LAYOUT}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 class ResponseCache:
     """Reads and writes happen on the event-loop thread: each is a few tens of microseconds."""
 
@@ -171,20 +234,24 @@ class ResponseCache:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-            self._db.execute("PRAGMA busy_timeout=30000")
-            _enable_wal(self._db)
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(usage)")}
-            if "reasoning_tokens" not in columns:  # a cache written before reasoning tokens were counted
-                self._db.execute("ALTER TABLE usage ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0")
+            db.execute("PRAGMA busy_timeout=30000")
+            _enable_wal(db)
+            for pragma in _PRAGMAS:
+                db.execute(pragma)
+            if db.execute("PRAGMA user_version").fetchone()[0] != LAYOUT:
+                _upgrade(db, path)
         except sqlite3.DatabaseError as error:  # not a database, or a damaged one: never replaced silently
+            db.close()
             raise UsageError(
                 f"{path} cannot be used as the response cache ({error}): restore it from a copy, or move it aside "
                 "to start a new cache (calls answered before will be paid again)"
             ) from None
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
         self.group = group
         self._pending: dict[str, tuple[Any, ...]] = {}
         self._pending_usage: dict[tuple[str, str, int], list[int]] = {}
@@ -303,7 +370,10 @@ class ResponseCache:
             db.execute("BEGIN IMMEDIATE")
             try:
                 before = db.total_changes
-                db.execute("INSERT OR IGNORE INTO main.responses SELECT * FROM other.responses")
+                db.execute(
+                    f"INSERT OR IGNORE INTO main.responses ({_RESPONSE_COLUMNS})"
+                    f" SELECT {_RESPONSE_COLUMNS} FROM other.responses"
+                )
                 added = db.total_changes - before
                 now: list[UsageRow] = [tuple(row) for row in db.execute(f"SELECT {_USAGE_COLUMNS} FROM other.usage")]
                 seen = {row[:3]: row[3:] for row in counted}
