@@ -81,6 +81,11 @@ def _layout(path: Path) -> tuple[int, str]:
     return version, sql
 
 
+def _names(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+
+
 def _expected_usage(reasoning: bool = True) -> dict[tuple[str, str], UsageEntry]:
     return {
         ("answers", "model-0"): UsageEntry(
@@ -109,16 +114,14 @@ def test_an_old_layout_cache_is_converted_once_with_every_row_and_its_usage(tmp_
     try:
         version, sql = _layout(path)
         assert version == LAYOUT and "WITHOUT ROWID" not in sql.upper()
+        assert _names(path) == {"responses", "responses_key", "usage"}
         _assert_every_row(cache, 1001)
         assert cache.usage_totals() == _expected_usage(usage_reasoning)
         cache.put("f" * 64, "e" * 64, "answers", "model-0", "new", 1, 2)  # the converted cache takes new rows
         cache.put(f"{5:064x}", "e" * 64, "answers", "model-9", "replaced", 3, 4)  # and replaces an old key
     finally:
         cache.close()
-    with sqlite3.connect(path) as db:
-        assert {row[0] for row in db.execute("SELECT name FROM sqlite_master")} == {
-            "responses", "responses_key", "responses_pkey", "usage",
-        }  # fmt: skip
+    assert _names(path) == {"responses", "responses_key", "responses_pkey", "usage"}  # pkey index: built by use
     again = ResponseCache(path)
     try:
         assert again.count() == 1002
@@ -225,3 +228,22 @@ def test_a_foreign_database_or_file_is_one_line_and_left_alone(tmp_path: Path) -
     with pytest.raises(UsageError, match="cannot be used as the response cache"):
         ResponseCache(garbage)
     assert garbage.read_bytes() == b"this is not an SQLite database" * 100
+
+
+def test_the_pkey_index_is_built_by_the_first_lookup_ignoring_params_while_another_cache_writes(tmp_path: Path) -> None:
+    path = tmp_path / "llm-cache.sqlite"
+    writer, reader = ResponseCache(path), ResponseCache(path)
+    try:
+        writer.put("k1", "p", "answers", "m", "first", 1, 1)
+        assert "responses_pkey" not in _names(path)  # a run that never ignores parameters never pays for it
+        assert reader.get_ignoring_params("p") == CachedResponse("first", "m", 1, 1)
+        assert "responses_pkey" in _names(path)
+        writer.put("k2", "p", "answers", "m", "second", 2, 2)  # the other connection's inserts keep it up to date
+        assert reader.get_ignoring_params("p") == CachedResponse("second", "m", 2, 2)
+        with sqlite3.connect(path) as db:
+            plan = " ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN SELECT * FROM responses WHERE pkey = 'p'"))
+            assert "responses_pkey" in plan
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        writer.close()
+        reader.close()

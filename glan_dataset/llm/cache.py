@@ -7,6 +7,24 @@ a thousand calls a second. The owner flushes when a group is full, on a short ti
 stream ends, so a kill -9 loses at most the calls in flight plus one group; a lookup sees buffered
 rows. Keys are content hashes that never include the endpoint URL or the API key, so a run can move
 between providers and replay everything it already paid for.
+
+Why this layout (``PRAGMA user_version`` 2): ``responses`` is a rowid table with a unique index on
+``key``. Before it (user_version 0) the table was WITHOUT ROWID, keyed by the hex hash, so every
+insert put its ~1 KB row into a random page of the B-tree that holds all the text, and every commit
+rewrote, and wrote to the WAL, one big random page per response. Now rows are appended in rowid order
+and only the key index (~100-byte entries) takes a random page. The ``pkey`` index, needed only by
+``--cache-ignore-params``, costs another random page per response: the first lookup that needs it
+builds it (1.2 s for 460k rows), so a run that never ignores parameters never pays for it. Keys stay
+hex TEXT: raw 32-byte BLOB keys measured no faster past 100k rows. ``bench/cache.py``, CPU µs per
+call (a ``get`` that misses, then a ``put`` of 600 bytes; commits of 64), one run on 2 shared cores:
+
+    rows in the table            0     100k    400k
+    user_version 0             86.5   115.0   118.6
+    user_version 2             26.1    39.3    40.8
+    2, with the pkey index     36.0    64.5    73.2
+
+A cache in the older layout is converted when it is opened, once, in one transaction (``_upgrade``:
+1.8 s for 100k rows); ``absorb`` reads either layout.
 """
 
 from __future__ import annotations
@@ -23,8 +41,9 @@ from typing import Any, NamedTuple
 from glan_dataset.errors import UsageError
 from glan_dataset.llm.cost import UsageEntry
 
-# Per connection: a 16 MiB page cache holds the key indexes of a few hundred thousand responses, and a
-# checkpoint every 4,000 pages (not 1,000) copies a page rewritten by many groups to the file once.
+# Per connection: a 16 MiB page cache (not 2) keeps more of the key index, and a checkpoint every 4,000
+# pages (not 1,000) copies a page rewritten by several groups to the file once: 39.5 against 49.9 µs per
+# get-miss + put at 100k rows, the same at 300k (64 MiB and 10,000 pages measured no better).
 _PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA cache_size=-16384", "PRAGMA wal_autocheckpoint=4000")
 LAYOUT = 2  # PRAGMA user_version of the layout below; 0 = the WITHOUT ROWID layout before it (migrated on open)
 _RESPONSE_COLUMNS = "key, pkey, stage, model, text, prompt_tokens, completion_tokens, batch, created"
@@ -40,10 +59,10 @@ CREATE TABLE responses (
     batch INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL
 )"""
-_RESPONSE_INDEXES = (
-    "CREATE UNIQUE INDEX responses_key ON responses(key)",
-    "CREATE INDEX responses_pkey ON responses(pkey)",
-)
+_KEY_INDEX = "CREATE UNIQUE INDEX responses_key ON responses(key)"
+# Built by the first get_ignoring_params (--cache-ignore-params), not before: each index on a random hash
+# dirties one more page per response (see the module docstring).
+_PKEY_INDEX = "CREATE INDEX IF NOT EXISTS responses_pkey ON responses(pkey)"
 _USAGE_TABLE = """
 CREATE TABLE IF NOT EXISTS usage (
     stage TEXT NOT NULL,
@@ -213,8 +232,7 @@ def _upgrade(db: sqlite3.Connection, path: Path) -> None:
                     f"{path} has a 'responses' table that is not a glan-dataset response cache: move it aside to"
                     " start a new cache, or point --out at the run directory it belongs to"
                 )
-            for index in _RESPONSE_INDEXES:
-                db.execute(index)
+            db.execute(_KEY_INDEX)
             db.execute(_USAGE_TABLE)
             usage = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
             if "reasoning_tokens" not in usage:  # a cache written before reasoning tokens were counted
@@ -253,6 +271,7 @@ class ResponseCache:
             raise
         self._db = db
         self.group = group
+        self._pkey_indexed = False
         self._pending: dict[str, tuple[Any, ...]] = {}
         self._pending_usage: dict[tuple[str, str, int], list[int]] = {}
 
@@ -267,6 +286,9 @@ class ResponseCache:
 
     def get_ignoring_params(self, pkey: str) -> CachedResponse | None:
         self.flush()
+        if not self._pkey_indexed:  # once per process; a few seconds for a cache of a million responses
+            self._db.execute(_PKEY_INDEX)
+            self._pkey_indexed = True
         row = self._db.execute(
             "SELECT text, model, prompt_tokens, completion_tokens FROM responses"
             " WHERE pkey = ? ORDER BY created DESC LIMIT 1",
