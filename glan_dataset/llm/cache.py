@@ -285,16 +285,25 @@ class ResponseCache:
         return CachedResponse(*row) if row else None
 
     def get_ignoring_params(self, pkey: str) -> CachedResponse | None:
-        self.flush()
-        if not self._pkey_indexed:  # once per process; a few seconds for a cache of a million responses
+        """The newest response to this request whatever its temperature, top_p and max_tokens, buffered
+        or committed. The buffer is not committed for it: with --cache-ignore-params this runs on every miss."""
+        if not self._pkey_indexed:  # once per process; about a second for half a million responses
             self._db.execute(_PKEY_INDEX)
             self._pkey_indexed = True
-        row = self._db.execute(
-            "SELECT text, model, prompt_tokens, completion_tokens FROM responses"
-            " WHERE pkey = ? ORDER BY created DESC LIMIT 1",
-            (pkey,),
-        ).fetchone()
-        return CachedResponse(*row) if row else None
+        pending = self._pending
+        found = [row for row in pending.values() if row[1] == pkey] if pending else []
+        query = (
+            "SELECT key, pkey, stage, model, text, prompt_tokens, completion_tokens, batch, created FROM responses"
+            " WHERE pkey = ? ORDER BY created DESC LIMIT ?"
+        )
+        for row in self._db.execute(query, (pkey, len(found) + 1)):
+            if row[0] not in pending:  # else a buffered row (in ``found``) replaces it
+                found.append(row)
+                break
+        if not found:
+            return None
+        newest = max(found, key=lambda row: row[8])
+        return CachedResponse(newest[4], newest[3], newest[5], newest[6])
 
     @property
     def pending(self) -> int:
