@@ -7,6 +7,24 @@ a thousand calls a second. The owner flushes when a group is full, on a short ti
 stream ends, so a kill -9 loses at most the calls in flight plus one group; a lookup sees buffered
 rows. Keys are content hashes that never include the endpoint URL or the API key, so a run can move
 between providers and replay everything it already paid for.
+
+Why this layout (``PRAGMA user_version`` 2): ``responses`` is a rowid table with a unique index on
+``key``. Before it (user_version 0) the table was WITHOUT ROWID, keyed by the hex hash, so every
+insert put its ~1 KB row into a random page of the B-tree that holds all the text, and every commit
+rewrote, and wrote to the WAL, one big random page per response. Now rows are appended in rowid order
+and only the key index (~100-byte entries) takes a random page. The ``pkey`` index, needed only by
+``--cache-ignore-params``, costs another random page per response: the first lookup that needs it
+builds it (1.2 s for 460k rows), so a run that never ignores parameters never pays for it. Keys stay
+hex TEXT: raw 32-byte BLOB keys measured no faster past 100k rows. ``bench/cache.py``, CPU µs per
+call (a ``get`` that misses, then a ``put`` of 600 bytes; commits of 64), one run on 2 shared cores:
+
+    rows in the table            0     100k    400k
+    user_version 0             86.5   115.0   118.6
+    user_version 2             26.1    39.3    40.8
+    2, with the pkey index     36.0    64.5    73.2
+
+A cache in the older layout is converted when it is opened, once, in one transaction (``_upgrade``:
+1.8 s for 100k rows); ``absorb`` reads either layout.
 """
 
 from __future__ import annotations
@@ -23,9 +41,15 @@ from typing import Any, NamedTuple
 from glan_dataset.errors import UsageError
 from glan_dataset.llm.cost import UsageEntry
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS responses (
-    key TEXT PRIMARY KEY,            -- sha256 of the full request (with sampling parameters)
+# Per connection: a 16 MiB page cache (not 2) keeps more of the key index, and a checkpoint every 4,000
+# pages (not 1,000) copies a page rewritten by several groups to the file once: 39.5 against 49.9 µs per
+# get-miss + put at 100k rows, the same at 300k (64 MiB and 10,000 pages measured no better).
+_PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA cache_size=-16384", "PRAGMA wal_autocheckpoint=4000")
+LAYOUT = 2  # PRAGMA user_version of the layout below; 0 = the WITHOUT ROWID layout before it (migrated on open)
+_RESPONSE_COLUMNS = "key, pkey, stage, model, text, prompt_tokens, completion_tokens, batch, created"
+_RESPONSES = """
+CREATE TABLE responses (
+    key TEXT NOT NULL,               -- sha256 of the full request (with sampling parameters)
     pkey TEXT NOT NULL,              -- sha256 without temperature/top_p/max_tokens (--cache-ignore-params)
     stage TEXT NOT NULL,
     model TEXT NOT NULL,             -- the model that answered, as the endpoint named it
@@ -34,8 +58,12 @@ CREATE TABLE IF NOT EXISTS responses (
     completion_tokens INTEGER NOT NULL,
     batch INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS responses_pkey ON responses(pkey);
+)"""
+_KEY_INDEX = "CREATE UNIQUE INDEX responses_key ON responses(key)"
+# Built by the first get_ignoring_params (--cache-ignore-params), not before: each index on a random hash
+# dirties one more page per response (see the module docstring).
+_PKEY_INDEX = "CREATE INDEX IF NOT EXISTS responses_pkey ON responses(pkey)"
+_USAGE_TABLE = """
 CREATE TABLE IF NOT EXISTS usage (
     stage TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -45,13 +73,9 @@ CREATE TABLE IF NOT EXISTS usage (
     completion_tokens INTEGER NOT NULL,
     reasoning_tokens INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (stage, model, batch)
-) WITHOUT ROWID;
-"""
+) WITHOUT ROWID"""
 
-_INSERT = (
-    "INSERT OR REPLACE INTO responses (key, pkey, stage, model, text, prompt_tokens, completion_tokens, batch, created)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT = f"INSERT OR REPLACE INTO responses ({_RESPONSE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _USAGE = (
     "INSERT INTO usage (stage, model, batch, calls, prompt_tokens, completion_tokens, reasoning_tokens)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (stage, model, batch) DO UPDATE SET calls = calls + excluded.calls,"
@@ -164,6 +188,63 @@ def _enable_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
             time.sleep(0.02 + random.random() * 0.08)
 
 
+def _begin_immediate(db: sqlite3.Connection, wait: float = 600.0) -> None:
+    """BEGIN IMMEDIATE, waiting up to ``wait`` seconds: another process may be migrating a large
+    cache (each attempt already waits the busy timeout)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02 + random.random() * 0.08)
+
+
+def _upgrade(db: sqlite3.Connection, path: Path) -> None:
+    """Create the tables of a new cache, or convert one written before ``LAYOUT`` (a WITHOUT ROWID
+    ``responses``), in one transaction: every row is kept, ``usage`` is left as it is (a column added
+    at most). The layout is checked again under the write lock, so when several processes open one
+    old cache at once the first converts it and the others find it converted."""
+    _begin_immediate(db)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > LAYOUT:
+            raise UsageError(
+                f"{path} was written by a newer glan-dataset (cache layout {version}, this one reads {LAYOUT}):"
+                " upgrade glan-dataset to use it"
+            )
+        if version < LAYOUT:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+            if not columns:
+                db.execute(_RESPONSES)
+            elif columns >= set(_RESPONSE_COLUMNS.split(", ")):
+                db.execute("ALTER TABLE responses RENAME TO responses_before")
+                db.execute("DROP INDEX IF EXISTS responses_pkey")
+                db.execute("DROP INDEX IF EXISTS responses_key")
+                db.execute(_RESPONSES)
+                db.execute(
+                    f"INSERT INTO responses ({_RESPONSE_COLUMNS}) SELECT {_RESPONSE_COLUMNS} FROM responses_before"
+                )
+                db.execute("DROP TABLE responses_before")
+            else:
+                raise UsageError(
+                    f"{path} has a 'responses' table that is not a glan-dataset response cache: move it aside to"
+                    " start a new cache, or point --out at the run directory it belongs to"
+                )
+            db.execute(_KEY_INDEX)
+            db.execute(_USAGE_TABLE)
+            usage = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
+            if "reasoning_tokens" not in usage:  # a cache written before reasoning tokens were counted
+                db.execute("ALTER TABLE usage ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0")
+            db.execute(f"PRAGMA user_version={LAYOUT}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 class ResponseCache:
     """Reads and writes happen on the event-loop thread: each is a few tens of microseconds."""
 
@@ -172,21 +253,26 @@ class ResponseCache:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-            self._db.execute("PRAGMA busy_timeout=30000")
-            _enable_wal(self._db)
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(usage)")}
-            if "reasoning_tokens" not in columns:  # a cache written before reasoning tokens were counted
-                self._db.execute("ALTER TABLE usage ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0")
+            db.execute("PRAGMA busy_timeout=30000")
+            _enable_wal(db)
+            for pragma in _PRAGMAS:
+                db.execute(pragma)
+            if db.execute("PRAGMA user_version").fetchone()[0] != LAYOUT:
+                _upgrade(db, path)
         except sqlite3.DatabaseError as error:  # not a database, or a damaged one: never replaced silently
+            db.close()
             raise UsageError(
                 f"{path} cannot be used as the response cache ({error}): restore it from a copy, or move it aside "
                 "to start a new cache (calls answered before will be paid again)"
             ) from None
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
         self.group = group
+        self._pkey_indexed = False
         self._pending: dict[str, tuple[Any, ...]] = {}
         self._pending_usage: dict[tuple[str, str, int], list[int]] = {}
 
@@ -200,13 +286,25 @@ class ResponseCache:
         return CachedResponse(*row) if row else None
 
     def get_ignoring_params(self, pkey: str) -> CachedResponse | None:
-        self.flush()
-        row = self._db.execute(
-            "SELECT text, model, prompt_tokens, completion_tokens FROM responses"
-            " WHERE pkey = ? ORDER BY created DESC LIMIT 1",
-            (pkey,),
-        ).fetchone()
-        return CachedResponse(*row) if row else None
+        """The newest response to this request whatever its temperature, top_p and max_tokens, buffered
+        or committed. The buffer is not committed for it: with --cache-ignore-params this runs on every miss."""
+        if not self._pkey_indexed:  # once per process; about a second for half a million responses
+            self._db.execute(_PKEY_INDEX)
+            self._pkey_indexed = True
+        pending = self._pending
+        found = [row for row in pending.values() if row[1] == pkey] if pending else []
+        query = (
+            "SELECT key, pkey, stage, model, text, prompt_tokens, completion_tokens, batch, created FROM responses"
+            " WHERE pkey = ? ORDER BY created DESC LIMIT ?"
+        )
+        for row in self._db.execute(query, (pkey, len(found) + 1)):
+            if row[0] not in pending:  # else a buffered row (in ``found``) replaces it
+                found.append(row)
+                break
+        if not found:
+            return None
+        newest = max(found, key=lambda row: row[8])
+        return CachedResponse(newest[4], newest[3], newest[5], newest[6])
 
     @property
     def pending(self) -> int:
@@ -304,7 +402,10 @@ class ResponseCache:
             db.execute("BEGIN IMMEDIATE")
             try:
                 before = db.total_changes
-                db.execute("INSERT OR IGNORE INTO main.responses SELECT * FROM other.responses")
+                db.execute(
+                    f"INSERT OR IGNORE INTO main.responses ({_RESPONSE_COLUMNS})"
+                    f" SELECT {_RESPONSE_COLUMNS} FROM other.responses"
+                )
                 added = db.total_changes - before
                 now: list[UsageRow] = [tuple(row) for row in db.execute(f"SELECT {_USAGE_COLUMNS} FROM other.usage")]
                 seen = {row[:3]: row[3:] for row in counted}
