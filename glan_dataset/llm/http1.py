@@ -347,16 +347,34 @@ def _decoded(response: Response) -> Response:
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if not encoding or encoding == "identity" or not response.body:
         return response
+    data = response.body
     try:
         if encoding in ("gzip", "x-gzip"):
-            body = zlib.decompress(response.body, wbits=31)
-        elif encoding == "deflate":
-            try:
-                body = zlib.decompress(response.body)
-            except zlib.error:  # raw deflate, as some servers send it
-                body = zlib.decompress(response.body, wbits=-15)
+            body = _inflate(data, 31)
+        elif encoding == "deflate":  # zlib-wrapped as the RFC says, or raw as some servers send it
+            zlib_header = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            body = _inflate(data, 15 if zlib_header else -15)
         else:
             raise ConnectionFault(f"the server sent an answer in an encoding that was not asked for: {encoding}")
     except zlib.error as error:
         raise ConnectionFault(f"a {encoding} answer could not be decoded: {error}"[:200]) from None
     return response._replace(body=body)
+
+
+def _inflate(data: bytes, wbits: int) -> bytes:
+    """The whole stream, never a silent prefix: ``zlib.decompress`` stops at the end of the first
+    gzip member and ignores what follows, so several members (allowed, and what concatenating
+    compressed writes gives) would lose all but the first. A cut stream or trailing bytes are errors."""
+    parts = []
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        parts.append(inflater.decompress(data))
+        if not inflater.eof:
+            raise zlib.error("the compressed stream is cut short")
+        data = inflater.unused_data
+        if wbits == 31:
+            data = data.lstrip(b"\0")  # zero padding after the last member, as gzip(1) accepts it
+        if not data:
+            return b"".join(parts)
+        if wbits != 31:
+            raise zlib.error("bytes follow the end of the compressed stream")
