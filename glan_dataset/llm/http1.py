@@ -119,7 +119,7 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return
         framed = "content-length" in self.headers or "transfer-encoding" in self.headers
-        if self.headers_done and not framed:  # a close-delimited body ends with the connection
+        if self.headers_done and not framed and exc is None:  # a close-delimited body ends with a clean close
             self._complete(keep_alive=False)
         elif not self.received:
             waiter.set_exception(ConnectionFault("the server closed the connection without answering"))
