@@ -144,6 +144,7 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if 100 <= self.status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
             self._begin()
+            self.received = True  # the server has the request: a close now is no stale connection to retry
             return
         self._complete(keep_alive=self.parser.should_keep_alive())
 
