@@ -192,8 +192,8 @@ class _Connection(asyncio.Protocol):
             head = await self.tunnel_reply
         finally:
             self.tunnel_reply = None
-        try:
-            return int(head.split(b" ", 2)[1])
+        try:  # the status line alone: "HTTP/1.1 200" may have no reason phrase and be followed by headers
+            return int(head.split(b"\r\n", 1)[0].split(b" ", 2)[1])
         except (IndexError, ValueError):
             raise ConnectFault("the proxy sent a malformed reply to CONNECT") from None
 
@@ -326,7 +326,7 @@ class ConnectionPool:
         """CONNECT through the proxy, then TLS with the origin inside the tunnel."""
         assert self._proxy is not None and self._ssl is not None
         status = await connection.open_tunnel(self._connect_request)
-        if status != 200:
+        if not 200 <= status < 300:  # any 2xx opens the tunnel (RFC 9110 9.3.6)
             raise ConnectFault(f"the proxy {self._proxy.authority} answered {status} to CONNECT")
         loop = asyncio.get_running_loop()
         tls_transport = await loop.start_tls(transport, connection, self._ssl, server_hostname=self.origin.host)
