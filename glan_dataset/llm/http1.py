@@ -128,6 +128,10 @@ class _Connection(asyncio.Protocol):
 
     # ----- httptools callbacks -------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.waiter is None:  # an answer nobody asked for (bytes past the last one, a 408 to an idle socket)
+            self.close()  # whole or in part, it would be read as the answer to the next request
+
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
