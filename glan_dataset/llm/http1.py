@@ -286,7 +286,7 @@ class ConnectionPool:
         except TimeoutError:
             if connecting:
                 raise ConnectFault(f"connecting to {self._where()} timed out after {timeout:g}s") from None
-            raise TimeoutFault() from None
+            raise TimeoutFault(f"no complete answer within {timeout:g}s") from None
 
     def _reuse(self) -> _Connection | None:
         now = time.monotonic()
