@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import trustme
 
+from glan_dataset.errors import ConfigurationError
 from glan_dataset.llm import http1
 from glan_dataset.llm.http1 import ConnectFault, ConnectionFault, ConnectionPool, Response, TimeoutFault
 from glan_dataset.testing.openai_server import FakeOpenAIServer, FaultPlan
@@ -87,6 +88,8 @@ class Server:
             await self.handler(Conn(self, reader, writer, self.connections))
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
             pass  # the client went away: what the test checks is on the client's side
+        except asyncio.CancelledError:
+            pass  # the test is over (asyncio.run cancels what still runs; 3.11 logs a cancelled handler)
         finally:
             writer.close()
 
@@ -730,19 +733,29 @@ def test_a_certificate_for_another_host_is_a_connect_fault(trusted):
 class ConnectProxy:
     """A CONNECT proxy on 127.0.0.1 that requires Basic credentials; counts the tunnels it opened."""
 
-    def __init__(self, user: str, password: str, reply: bytes = b"HTTP/1.1 200 Connection established\r\n\r\n"):
+    def __init__(
+        self,
+        user: str,
+        password: str,
+        reply: bytes = b"HTTP/1.1 200 Connection established\r\n\r\n",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self.reply = reply
+        self.tls = tls
         self.tunnels = 0
         self.targets: list[str] = []
 
     async def __aenter__(self) -> ConnectProxy:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.server.close()
+
+    def url(self, credentials: str = "") -> str:
+        return f"{'https' if self.tls else 'http'}://{credentials}127.0.0.1:{self.port}"
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -766,7 +779,7 @@ class ConnectProxy:
             self.tunnels += 1
             writer.write(self.reply)
             await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
@@ -777,25 +790,30 @@ class ConnectProxy:
             while data := await reader.read(65536):
                 writer.write(data)
                 await writer.drain()
-        except ConnectionError:
+        except (ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()
 
 
 @pytest.mark.parametrize(
-    "reply",
+    ("reply", "proxy_tls"),
     [
-        b"HTTP/1.1 200 Connection established\r\n\r\n",
-        b"HTTP/1.0 200\r\nProxy-Agent: squid\r\nVia: 1.1 proxy\r\n\r\n",  # no reason phrase, then headers
+        (b"HTTP/1.1 200 Connection established\r\n\r\n", False),
+        (b"HTTP/1.0 200\r\nProxy-Agent: squid\r\nVia: 1.1 proxy\r\n\r\n", False),  # no reason phrase, headers
+        (b"HTTP/1.1 200 Connection established\r\n\r\n", True),  # TLS with the proxy, TLS inside the tunnel
     ],
-    ids=["plain", "no-reason-with-headers"],
+    ids=["plain", "no-reason-with-headers", "https-proxy"],
 )
-def test_an_https_origin_through_a_connect_proxy_with_credentials(trusted, reply):
+def test_an_https_origin_through_a_connect_proxy_with_credentials(trusted, reply, proxy_tls):
     async def main() -> None:
         context = tls_server_context(trusted, "127.0.0.1")
-        async with answering(OK, tls=context) as origin, ConnectProxy("us@er", "p:ss/w%rd", reply) as proxy:
-            proxy_url = f"http://us%40er:p%3Ass%2Fw%25rd@127.0.0.1:{proxy.port}"
+        proxy_context = tls_server_context(trusted, "127.0.0.1") if proxy_tls else None
+        async with (
+            answering(OK, tls=context) as origin,
+            ConnectProxy("us@er", "p:ss/w%rd", reply, proxy_context) as proxy,
+        ):
+            proxy_url = proxy.url("us%40er:p%3Ass%2Fw%25rd@")
             client = ConnectionPool(origin.url("https"), {"Authorization": f"Bearer {SECRET}"}, proxy=proxy_url)
             for _ in range(3):
                 assert (await get(client)).body == b"ok"
@@ -836,15 +854,18 @@ def test_a_connect_proxy_that_closes_is_a_connect_fault():
     run(main())
 
 
-def test_an_http_origin_through_a_proxy_uses_the_absolute_form():
-    """The proxy (here a server writing exact bytes) receives the absolute URL and its own credentials."""
+@pytest.mark.parametrize("scheme", ["http", "https", ""])
+def test_an_http_origin_through_a_proxy_uses_the_absolute_form(trusted, scheme):
+    """The proxy (here a server writing exact bytes) receives the absolute URL and its own credentials;
+    a proxy without a scheme is an http one, as curl reads it."""
 
     async def main() -> None:
-        async with answering(OK) as proxy:
+        tls = tls_server_context(trusted, "127.0.0.1") if scheme == "https" else None
+        async with answering(OK, tls=tls) as proxy:
             client = ConnectionPool(
                 "http://api.example.test:8000/v1",
                 {"Authorization": f"Bearer {SECRET}"},
-                proxy=f"http://me:s%23cret@127.0.0.1:{proxy.port}",
+                proxy=f"{scheme}{'://' if scheme else ''}me:s%23cret@127.0.0.1:{proxy.port}",
             )
             for _ in range(2):
                 assert (await get(client)).body == b"ok"
@@ -870,6 +891,13 @@ def test_the_project_loopback_server_as_an_http_proxy():
     with FakeOpenAIServer(latency=0.0) as server:
         run(main(f"http://127.0.0.1:{server.port}"))
         assert server.stats.chat_calls == 1
+
+
+@pytest.mark.parametrize("proxy", ["socks5://me:s3cret@127.0.0.1:1080", "ftp://me:s3cret@proxy.test"])
+def test_an_unsupported_proxy_is_a_configuration_error_without_its_credentials(proxy):
+    with pytest.raises(ConfigurationError, match="is not supported") as caught:
+        ConnectionPool("https://api.openai.com/v1", {}, proxy=proxy)
+    assert "s3cret" not in str(caught.value) and "NO_PROXY" in str(caught.value)
 
 
 # ----- secrets ------------------------------------------------------------------------------------

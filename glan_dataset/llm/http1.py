@@ -10,8 +10,8 @@ request, response, stream or multidict objects. The parsing stays in a library; 
 the connection pool and the request framing.
 
 What it does: http and https (the system trust store; ``SSL_CERT_FILE`` as OpenSSL reads it),
-proxies (an absolute-form request through an http proxy for http, a CONNECT tunnel for https,
-credentials from the proxy URL), keep-alive with an idle limit and one transparent retry when a
+http and https proxies (an absolute-form request through the proxy for http, a CONNECT tunnel for
+https, credentials from the proxy URL), keep-alive with an idle limit and one transparent retry when a
 reused connection turns out to be closed before any byte of the answer, chunked, sized and
 close-delimited bodies, gzip and deflate, one total deadline per request (a body trickled a byte a
 second is cut at it). What it leaves out, because the engine needs none of it: HTTP/2, redirects,
@@ -30,6 +30,8 @@ from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import httptools
+
+from glan_dataset.errors import ConfigurationError
 
 IDLE_SECONDS = 15.0  # a kept-alive connection idle longer is closed, not reused (servers drop them at 5-75 s)
 
@@ -223,8 +225,16 @@ class ConnectionPool:
         self._connect_request = b""  # CONNECT through a proxy to an https origin
         fields = {"Host": self.origin.authority, "Accept-Encoding": "gzip, deflate", **headers}
         if proxy:
-            self._proxy = Origin.of(proxy)
+            if "://" not in proxy:
+                proxy = f"http://{proxy}"  # "host:port", as curl and requests read a proxy without a scheme
             parts = urlsplit(proxy)
+            if parts.scheme not in ("http", "https") or not parts.hostname:  # the message leaves out credentials
+                raise ConfigurationError(
+                    f"the proxy {parts.scheme}://{parts.hostname or ''} for {self.origin.authority} is not supported "
+                    "(http:// and https:// proxies are): change HTTPS_PROXY/HTTP_PROXY/ALL_PROXY or add the host "
+                    "to NO_PROXY"
+                )
+            self._proxy = Origin.of(proxy)
             credentials = ""
             if parts.username is not None:
                 token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
@@ -305,7 +315,8 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
         origin = self.origin
         tls = origin.scheme == "https"
-        if tls and self._ssl is None:
+        proxy_tls = self._proxy is not None and self._proxy.scheme == "https"
+        if (tls or proxy_tls) and self._ssl is None:
             self._ssl = ssl.create_default_context()  # the system store, as aiohttp and curl use it
             self._ssl.set_alpn_protocols(["http/1.1"])
         try:
@@ -313,8 +324,10 @@ class ConnectionPool:
                 _, connection = await loop.create_connection(
                     _Connection, origin.host, origin.port, ssl=self._ssl if tls else None
                 )
-            else:
-                transport, connection = await loop.create_connection(_Connection, self._proxy.host, self._proxy.port)
+            else:  # an https proxy: TLS with the proxy, and for an https origin TLS again inside the tunnel
+                transport, connection = await loop.create_connection(
+                    _Connection, self._proxy.host, self._proxy.port, ssl=self._ssl if proxy_tls else None
+                )
                 if tls:
                     try:
                         await self._tunnel(transport, connection)
