@@ -64,15 +64,16 @@ class Server:
     """A TCP (or TLS) server on 127.0.0.1 whose handler speaks for each connection; ``connections``
     counts the connections accepted, ``requests`` the request heads read."""
 
-    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
         self.handler = handler
         self.tls = tls
+        self.host = host
         self.connections = 0
         self.requests: list[bytes] = []
         self.port = 0
 
     async def __aenter__(self) -> Server:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=self.tls)
+        self.server = await asyncio.start_server(self._accept, self.host, 0, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -208,6 +209,26 @@ def test_a_connection_with_bytes_beyond_the_answer_is_not_reused(beyond):
     run(main())
 
 
+def test_an_ipv6_literal_origin():
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+
+    async def main() -> None:
+        server = Server(lambda conn: conn.answer_all(OK), host="::1")
+        async with server:
+            client = ConnectionPool(server.url(host="[::1]"), {})
+            for _ in range(2):
+                assert (await get(client)).body == b"ok"
+            await client.aclose()
+        assert server.connections == 1
+        assert f"Host: [::1]:{server.port}".encode() in server.requests[0]
+
+    run(main())
+
+
 def test_an_idle_connection_past_the_idle_limit_is_not_reused(monkeypatch):
     monkeypatch.setattr(http1, "IDLE_SECONDS", 0.05)
 
@@ -255,6 +276,7 @@ BODIES = {
     "deflate-zlib": _sized(b"Content-Encoding: deflate\r\n", zlib.compress(TEXT)),
     "deflate-raw": _sized(b"Content-Encoding: deflate\r\n", _raw_deflate(TEXT)),
     "identity": _sized(b"Content-Encoding: identity\r\n", TEXT),
+    "no-reason-phrase": b"HTTP/1.1 200\r\nContent-Length: %d\r\n\r\n%s" % (len(TEXT), TEXT),
 }
 EXPECTED = {"chunked-extensions-trailers": b"hello"}
 
