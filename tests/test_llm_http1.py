@@ -295,11 +295,19 @@ def test_bodies_are_framed_and_decoded(name):
     run(main())
 
 
-@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
-def test_a_close_delimited_body_ends_with_the_connection(version):
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n",  # a coding, but no chunks: to the close
+    ],
+    ids=["1.1", "1.0", "te-identity"],
+)
+def test_a_close_delimited_body_ends_with_the_connection(head):
     async def handler(conn: Conn) -> None:
         await conn.read_request()
-        await conn.send(b"HTTP/%s 200 OK\r\nContent-Type: application/json\r\n\r\n" % version)
+        await conn.send(head)
         for i in range(0, len(TEXT), 200):
             await conn.send(TEXT[i : i + 200])
             await asyncio.sleep(0.005)

@@ -120,7 +120,8 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        framed = "content-length" in self.headers or "transfer-encoding" in self.headers
+        # llhttp reads to the close unless there is a length or a chunked coding ("Transfer-Encoding: identity" has none)
+        framed = "content-length" in self.headers or "chunked" in self.headers.get("transfer-encoding", "").lower()
         if self.headers_done and not framed and exc is None:  # a close-delimited body ends with a clean close
             self._complete(keep_alive=False)
         elif not self.received:
