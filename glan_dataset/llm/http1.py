@@ -15,7 +15,10 @@ https, credentials from the proxy URL), keep-alive with an idle limit and one tr
 reused connection turns out to be closed before any byte of the answer, chunked, sized and
 close-delimited bodies, gzip and deflate, one total deadline per request (a body trickled a byte a
 second is cut at it). What it leaves out, because the engine needs none of it: HTTP/2, redirects,
-cookies, streaming bodies, ``Expect: 100-continue``.
+cookies, streaming bodies, ``Expect: 100-continue``, HEAD (the parser is not told the method, so a
+HEAD answer's Content-Length would be waited for), socks proxies and proxy auth other than Basic,
+compressed transfer-codings (``Transfer-Encoding: gzip``; ``Content-Encoding`` is decoded).
+``tests/test_llm_http1.py`` proves each behaviour against servers that send exact bytes.
 """
 
 from __future__ import annotations
