@@ -10,12 +10,15 @@ request, response, stream or multidict objects. The parsing stays in a library; 
 the connection pool and the request framing.
 
 What it does: http and https (the system trust store; ``SSL_CERT_FILE`` as OpenSSL reads it),
-proxies (an absolute-form request through an http proxy for http, a CONNECT tunnel for https,
-credentials from the proxy URL), keep-alive with an idle limit and one transparent retry when a
+http and https proxies (an absolute-form request through the proxy for http, a CONNECT tunnel for
+https, credentials from the proxy URL), keep-alive with an idle limit and one transparent retry when a
 reused connection turns out to be closed before any byte of the answer, chunked, sized and
 close-delimited bodies, gzip and deflate, one total deadline per request (a body trickled a byte a
 second is cut at it). What it leaves out, because the engine needs none of it: HTTP/2, redirects,
-cookies, streaming bodies, ``Expect: 100-continue``.
+cookies, streaming bodies, ``Expect: 100-continue``, HEAD (the parser is not told the method, so a
+HEAD answer's Content-Length would be waited for), socks proxies and proxy auth other than Basic,
+compressed transfer-codings (``Transfer-Encoding: gzip``; ``Content-Encoding`` is decoded).
+``tests/test_llm_http1.py`` proves each behaviour against servers that send exact bytes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import httptools
+
+from glan_dataset.errors import ConfigurationError
 
 IDLE_SECONDS = 15.0  # a kept-alive connection idle longer is closed, not reused (servers drop them at 5-75 s)
 
@@ -118,8 +123,9 @@ class _Connection(asyncio.Protocol):
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
-        framed = "content-length" in self.headers or "transfer-encoding" in self.headers
-        if self.headers_done and not framed:  # a close-delimited body ends with the connection
+        # llhttp reads to the close unless there is a length or a chunked coding ("Transfer-Encoding: identity" has none)
+        framed = "content-length" in self.headers or "chunked" in self.headers.get("transfer-encoding", "").lower()
+        if self.headers_done and not framed and exc is None:  # a close-delimited body ends with a clean close
             self._complete(keep_alive=False)
         elif not self.received:
             waiter.set_exception(ConnectionFault("the server closed the connection without answering"))
@@ -127,6 +133,10 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(ConnectionFault("the server closed the connection before the answer was complete"))
 
     # ----- httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.waiter is None:  # an answer nobody asked for (bytes past the last one, a 408 to an idle socket)
+            self.close()  # whole or in part, it would be read as the answer to the next request
 
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
@@ -144,6 +154,7 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if 100 <= self.status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
             self._begin()
+            self.received = True  # the server has the request: a close now is no stale connection to retry
             return
         self._complete(keep_alive=self.parser.should_keep_alive())
 
@@ -191,8 +202,8 @@ class _Connection(asyncio.Protocol):
             head = await self.tunnel_reply
         finally:
             self.tunnel_reply = None
-        try:
-            return int(head.split(b" ", 2)[1])
+        try:  # the status line alone: "HTTP/1.1 200" may have no reason phrase and be followed by headers
+            return int(head.split(b"\r\n", 1)[0].split(b" ", 2)[1])
         except (IndexError, ValueError):
             raise ConnectFault("the proxy sent a malformed reply to CONNECT") from None
 
@@ -218,8 +229,16 @@ class ConnectionPool:
         self._connect_request = b""  # CONNECT through a proxy to an https origin
         fields = {"Host": self.origin.authority, "Accept-Encoding": "gzip, deflate", **headers}
         if proxy:
-            self._proxy = Origin.of(proxy)
+            if "://" not in proxy:
+                proxy = f"http://{proxy}"  # "host:port", as curl and requests read a proxy without a scheme
             parts = urlsplit(proxy)
+            if parts.scheme not in ("http", "https") or not parts.hostname:  # the message leaves out credentials
+                raise ConfigurationError(
+                    f"the proxy {parts.scheme}://{parts.hostname or ''} for {self.origin.authority} is not supported "
+                    "(http:// and https:// proxies are): change HTTPS_PROXY/HTTP_PROXY/ALL_PROXY or add the host "
+                    "to NO_PROXY"
+                )
+            self._proxy = Origin.of(proxy)
             credentials = ""
             if parts.username is not None:
                 token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
@@ -281,7 +300,7 @@ class ConnectionPool:
         except TimeoutError:
             if connecting:
                 raise ConnectFault(f"connecting to {self._where()} timed out after {timeout:g}s") from None
-            raise TimeoutFault() from None
+            raise TimeoutFault(f"no complete answer within {timeout:g}s") from None
 
     def _reuse(self) -> _Connection | None:
         now = time.monotonic()
@@ -300,7 +319,8 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
         origin = self.origin
         tls = origin.scheme == "https"
-        if tls and self._ssl is None:
+        proxy_tls = self._proxy is not None and self._proxy.scheme == "https"
+        if (tls or proxy_tls) and self._ssl is None:
             self._ssl = ssl.create_default_context()  # the system store, as aiohttp and curl use it
             self._ssl.set_alpn_protocols(["http/1.1"])
         try:
@@ -308,8 +328,10 @@ class ConnectionPool:
                 _, connection = await loop.create_connection(
                     _Connection, origin.host, origin.port, ssl=self._ssl if tls else None
                 )
-            else:
-                transport, connection = await loop.create_connection(_Connection, self._proxy.host, self._proxy.port)
+            else:  # an https proxy: TLS with the proxy, and for an https origin TLS again inside the tunnel
+                transport, connection = await loop.create_connection(
+                    _Connection, self._proxy.host, self._proxy.port, ssl=self._ssl if proxy_tls else None
+                )
                 if tls:
                     try:
                         await self._tunnel(transport, connection)
@@ -325,7 +347,7 @@ class ConnectionPool:
         """CONNECT through the proxy, then TLS with the origin inside the tunnel."""
         assert self._proxy is not None and self._ssl is not None
         status = await connection.open_tunnel(self._connect_request)
-        if status != 200:
+        if not 200 <= status < 300:  # any 2xx opens the tunnel (RFC 9110 9.3.6)
             raise ConnectFault(f"the proxy {self._proxy.authority} answered {status} to CONNECT")
         loop = asyncio.get_running_loop()
         tls_transport = await loop.start_tls(transport, connection, self._ssl, server_hostname=self.origin.host)
@@ -347,16 +369,34 @@ def _decoded(response: Response) -> Response:
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if not encoding or encoding == "identity" or not response.body:
         return response
+    data = response.body
     try:
         if encoding in ("gzip", "x-gzip"):
-            body = zlib.decompress(response.body, wbits=31)
-        elif encoding == "deflate":
-            try:
-                body = zlib.decompress(response.body)
-            except zlib.error:  # raw deflate, as some servers send it
-                body = zlib.decompress(response.body, wbits=-15)
+            body = _inflate(data, 31)
+        elif encoding == "deflate":  # zlib-wrapped as the RFC says, or raw as some servers send it
+            zlib_header = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            body = _inflate(data, 15 if zlib_header else -15)
         else:
             raise ConnectionFault(f"the server sent an answer in an encoding that was not asked for: {encoding}")
     except zlib.error as error:
         raise ConnectionFault(f"a {encoding} answer could not be decoded: {error}"[:200]) from None
     return response._replace(body=body)
+
+
+def _inflate(data: bytes, wbits: int) -> bytes:
+    """The whole stream, never a silent prefix: ``zlib.decompress`` stops at the end of the first
+    gzip member and ignores what follows, so several members (allowed, and what concatenating
+    compressed writes gives) would lose all but the first. A cut stream or trailing bytes are errors."""
+    parts = []
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        parts.append(inflater.decompress(data))
+        if not inflater.eof:
+            raise zlib.error("the compressed stream is cut short")
+        data = inflater.unused_data
+        if wbits == 31:
+            data = data.lstrip(b"\0")  # zero padding after the last member, as gzip(1) accepts it
+        if not data:
+            return b"".join(parts)
+        if wbits != 31:
+            raise zlib.error("bytes follow the end of the compressed stream")
