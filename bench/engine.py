@@ -5,7 +5,9 @@ aiohttp client on the same server in the same run, and ``glan generate`` beside 
     .venv/bin/python bench/engine.py --generate --repeat 3        # + glan generate (the CLI), same calls
     .venv/bin/python bench/engine.py --transport all --repeat 3   # + SDK over aiohttp and over httpx2
 
-Each measurement runs in a fresh child process (so CPU time and peak RSS belong to that run only).
+Each measurement runs in a fresh child process (so CPU time and peak RSS belong to that run only),
+on the event loop glan runs on (``glan_dataset.eventloop``: uvloop where installed), after 1,000
+unmeasured warm-up calls (imports, model building and first connections are one-off costs).
 The engine runs with the cache and structured-output validation on; the bare client posts the same
 JSON bodies with one aiohttp session and decodes the replies, nothing more: the wire's own rate on
 this machine. ``--generate`` runs ``glan generate -c all`` (126 disciplines, the CLI in a subprocess,
@@ -37,6 +39,9 @@ from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # measure the tree this file is in, not an installed copy of glan_dataset
+
+
+WARM_UP = 1000  # calls each client makes before it is measured
 
 
 class Question(BaseModel):
@@ -72,12 +77,13 @@ def child(base_url: str, n: int, concurrency: int, transport: str, bodies_file: 
     import aiohttp  # noqa: F401
     import openai  # noqa: F401
 
+    from glan_dataset import eventloop
     from glan_dataset.llm import ChatRequest, ChatResult, EngineConfig, LLMEngine
 
     prompt = "Write one exam question about the key concepts of this session. " * 8
 
-    def requests():
-        for i in range(n):
+    def requests(start: int = 0, count: int = n):
+        for i in range(start, start + count):
             yield ChatRequest(
                 key=f"bench/{i}",
                 stage="questions",
@@ -95,31 +101,33 @@ def child(base_url: str, n: int, concurrency: int, transport: str, bodies_file: 
     if bodies:
         n, transport = len(bodies), "direct"
 
-    async def run(run_dir: str) -> int:
+    async def run(run_dir: str, requests: Iterator[Any], count: int) -> int:
         config = EngineConfig(base_url=base_url, concurrency=concurrency, quiet=True, transport=transport)
         ok = 0
         async with LLMEngine(config, run_dir) as engine:
-            async for outcome in engine.stream(
-                replayed_requests(bodies) if bodies else requests(), stage="questions", total=n
-            ):
+            async for outcome in engine.stream(requests, stage="questions", total=count):
                 ok += isinstance(outcome, ChatResult)
         return ok
 
-    with tempfile.TemporaryDirectory() as run_dir:
-        return timed(n, lambda: asyncio.run(run(run_dir)))
+    with tempfile.TemporaryDirectory() as warm_dir, tempfile.TemporaryDirectory() as run_dir:
+        warm_up(base_url, lambda: eventloop.run(run(warm_dir, requests(10**9, WARM_UP), WARM_UP)))
+        work = replayed_requests(bodies) if bodies else requests()
+        return timed(n, lambda: eventloop.run(run(run_dir, work, n)))
 
 
 def bare_child(base_url: str, n: int, concurrency: int) -> dict[str, float]:
     """The same bodies through one aiohttp session: POST, read, json.loads. No cache, no validation."""
     import aiohttp
 
+    from glan_dataset import eventloop
+
     prompt = "Write one exam question about the key concepts of this session. " * 8
     schema = Question.model_json_schema()
     url = base_url.rstrip("/") + "/chat/completions"
 
-    async def run() -> int:
+    async def run(start: int = 0, count: int = n) -> int:
         ok = 0
-        counter = iter(range(n))
+        counter = iter(range(start, start + count))
         headers = {"Authorization": "Bearer no-key-needed", "Content-Type": "application/json"}
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -148,7 +156,16 @@ def bare_child(base_url: str, n: int, concurrency: int) -> dict[str, float]:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         return ok
 
-    return timed(n, lambda: asyncio.run(run()))
+    warm_up(base_url, lambda: eventloop.run(run(10**9, WARM_UP)))
+    return timed(n, lambda: eventloop.run(run()))
+
+
+def warm_up(base_url: str, run: Callable[[], int]) -> None:
+    """``WARM_UP`` calls before the measured ones, in the same process, then the server's counters
+    reset: imports, schema and model building and the first connections are one-off costs, not
+    per-call ones (they show in ``glan --help``'s wall time and at the start of a run)."""
+    run()
+    urllib.request.urlopen(urllib.request.Request(base_url + "/_reset", data=b"", method="POST")).read()
 
 
 def timed(n: int, run: Callable[[], int]) -> dict[str, float]:
