@@ -274,33 +274,34 @@ class ConnectionPool:
             len(body),
         )
         data = head + body
-        connecting = False
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    connection = self._reuse()
-                    if connection is None:
-                        connecting = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            connection = self._reuse()
+            if connection is None:
+                try:
+                    async with asyncio.timeout_at(deadline):
                         connection = await self._connect()
-                        connecting = False
-                    waiter = connection.send(data)
-                    try:
-                        response = await waiter
-                    except ConnectionFault:
-                        if connection.served and not connection.received:
-                            continue  # the server had closed the idle connection: once more on a new one
-                        raise
-                    except BaseException:  # cancelled or timed out mid-answer: the socket's state is unknown
-                        connection.abort()
-                        raise
-                    if not connection.closed:
-                        connection.idle_since = time.monotonic()
-                        self._idle.append(connection)
-                    return _decoded(response)
-        except TimeoutError:
-            if connecting:
-                raise ConnectFault(f"connecting to {self._where()} timed out after {timeout:g}s") from None
-            raise TimeoutFault(f"no complete answer within {timeout:g}s") from None
+                except TimeoutError:
+                    raise ConnectFault(f"connecting to {self._where()} timed out after {timeout:g}s") from None
+            waiter = connection.send(data)
+            # one timer handle, not asyncio.timeout's context and task bookkeeping: ~5% of the engine's CPU
+            timer = loop.call_at(deadline, _expire, connection, waiter, timeout)
+            try:
+                response = await waiter
+            except ConnectionFault:
+                if connection.served and not connection.received:
+                    continue  # the server had closed the idle connection: once more on a new one
+                raise
+            except BaseException:  # cancelled or timed out mid-answer: the socket's state is unknown
+                connection.abort()
+                raise
+            finally:
+                timer.cancel()
+            if not connection.closed:
+                connection.idle_since = time.monotonic()
+                self._idle.append(connection)
+            return _decoded(response)
 
     def _reuse(self) -> _Connection | None:
         now = time.monotonic()
@@ -363,6 +364,13 @@ class ConnectionPool:
     async def aclose(self) -> None:
         while self._idle:
             self._idle.pop().close()
+
+
+def _expire(connection: _Connection, waiter: asyncio.Future[Response], timeout: float) -> None:
+    """The deadline passed with the answer incomplete: fail the request and drop the socket."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutFault(f"no complete answer within {timeout:g}s"))
+        connection.abort()
 
 
 def _decoded(response: Response) -> Response:
