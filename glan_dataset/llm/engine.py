@@ -7,9 +7,9 @@ jittered exponential backoff, honouring Retry-After; a structured reply that doe
 re-asked with the validation error. A unit that exhausts ``max_attempts`` HTTP calls is yielded as a
 ChatFailure and appended to RUN/failures.jsonl; it is not cached, so the next run retries it.
 
-Transports for chat calls (``EngineConfig.transport``): ``direct`` (default) posts the JSON with
-aiohttp itself (proxy resolved once per session, not per request), ``aiohttp``/``httpx`` go through
-``AsyncOpenAI(max_retries=0)``: the SDK's request layers cost ~0.9 ms of CPU per call more. The SDK
+Transports for chat calls (``EngineConfig.transport``): ``direct`` (default) posts the JSON over
+llm/http1.py (proxy resolved once per transport, not per request), ``aiohttp``/``httpx`` go through
+``AsyncOpenAI(max_retries=0)``: the SDK's request layers cost ~1 ms of CPU per call more. The SDK
 path uses ``client.post(..., content=bytes, cast_to=httpx2.Response)``: the SDK's auth, headers and
 errors without building a typed ChatCompletion we would throw away. Retries are ours in every case:
 the SDK's loop cannot share our backoff, our attempt budget or our AIMD signal. ``bench/engine.py``

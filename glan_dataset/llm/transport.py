@@ -3,9 +3,9 @@ SDK's request layers.
 
 Why it exists: the openai SDK's request path (options model, URL and header building, httpx2
 request/response objects over the aiohttp adapter) made the engine cost 1.6 ms of CPU per call on a
-2-core machine; with this transport it costs 0.67 ms, beside 0.43 ms for a bare aiohttp client
-(``bench/engine.py --transport all``, one run). At 20M calls that is hours of CPU, and on a shared
-machine it decides whether the endpoint stays saturated. It sends the
+2-core machine; over this transport and http1's connection pool it costs ~0.19 ms, beside ~0.22 ms
+for a bare aiohttp client (``bench/engine.py``, 256 in flight, same run). At 20M calls that is hours
+of CPU, and on a shared machine it decides whether the endpoint stays saturated. It sends the
 same JSON body with the same auth header, and reports the same faults as the SDK path, so the
 engine's retries, limits and error messages are unchanged. The SDK stays in use for everything else
 (files, batches); ``EngineConfig(transport="aiohttp")`` sends chat calls through it too.
