@@ -5,9 +5,10 @@ in one run, at a few table sizes; and the time to convert an old cache when it i
     .venv/bin/python bench/cache.py --sizes 0,50000 --calls 5000 --migrate-rows 20000
 
 A call is what the engine does for a request the cache has not seen: one ``get`` that misses, then
-one ``put`` (answers of ~600 bytes of text, committed in groups of 64 as ``EngineConfig.commit_every``
-does). A hit is one ``get`` of a random cached key. Both are process CPU time over the calls (so
-SQLite's page writes and WAL checkpoints count), in microseconds per call. The old layout runs through
+one ``put`` (answers of ~600 bytes of text, committed in groups of 64: the engine commits every
+``EngineConfig.commit_every`` (256) answers or every 0.1 s, whichever comes first, so busy runs commit
+smaller groups than 256). A hit is one ``get`` of a random cached key. Both are process CPU time over
+the calls (so SQLite's page writes and WAL checkpoints count), in microseconds per call. The old layout runs through
 the same ``ResponseCache`` methods on a connection opened the old way (its DDL and pragmas), so only
 the layout and pragmas differ. At each size the table is first filled in bulk (not timed) to exactly
 that many rows (plus the calls timed before), and the old and new caches are measured one after the other.
