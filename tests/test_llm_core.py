@@ -405,6 +405,38 @@ def test_the_proxy_from_the_environment_is_used(tmp_path, monkeypatch):
         assert all(isinstance(o, ChatResult) for o in outcomes) and proxy.stats.chat_calls == 3
 
 
+def test_a_proxy_refusing_its_credentials_stops_the_run_in_one_line(tmp_path, monkeypatch):
+    """An http proxy's 407 is a configuration error for the whole run (like a refused key), not a
+    failure per unit, and the message never shows the proxy's password."""
+    seen: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n")
+        writer.write(b"Content-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://bob:pw-SECRET-77@127.0.0.1:{port}")
+        cfg = EngineConfig(base_url="http://127.0.0.1:9/v1", quiet=True, max_attempts=3)
+        try:
+            async with LLMEngine(cfg, tmp_path) as engine:
+                async for _ in engine.stream(requests(3), stage="answers"):
+                    pass
+        finally:
+            server.close()
+
+    with pytest.raises(ConfigurationError, match="407") as raised:
+        asyncio.run(main())
+    assert "pw-SECRET-77" not in str(raised.value)
+    assert len(seen) == 1 and b"Proxy-Authorization: Basic" in seen[0]  # the preflight's GET /models stopped it
+
+
 @pytest.mark.parametrize(
     ("text", "refused"),
     [

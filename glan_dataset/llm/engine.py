@@ -256,10 +256,8 @@ class LLMEngine:
                 "to resume (finished calls are cached)"
             ) from None
         await direct.aclose()
-        if status in (401, 403):
-            raise ConfigurationError(
-                f"the LLM endpoint at {self.host} refused the API key (HTTP {status}): check OPENAI_API_KEY"
-            )
+        if status in (401, 403, 407):
+            raise self._status_fault(status, {}, "", time.monotonic(), {})
         listed = data.get("data") if isinstance(data, dict) else None
         if status >= 300 or not isinstance(listed, list):
             return [f"the endpoint at {self.host} does not list its models (GET /models: HTTP {status}); not checked"]
@@ -606,6 +604,10 @@ class LLMEngine:
         if status in (401, 403):
             return ConfigurationError(
                 f"the LLM endpoint at {self.host} refused the API key (HTTP {status}): check OPENAI_API_KEY"
+            )
+        if status == 407:  # an http proxy in front of an http endpoint (for https it is a ConnectFault)
+            return ConfigurationError(
+                "the proxy refused its credentials (HTTP 407): check the user:password in HTTP_PROXY / ALL_PROXY"
             )
         if status == 404:
             return ConfigurationError(
