@@ -165,14 +165,21 @@ def test_a_discipline_is_read_when_the_engine_reaches_it_and_written_when_comple
     tmp_path: Path, openai_server: FakeOpenAIServer
 ) -> None:
     """Memory holds a few disciplines: each discipline's questions are read only once the engine has
-    pulled every unit before them, and by then the disciplines two back are already written."""
+    pulled every unit before them, and by then the disciplines two back are finished and handed to
+    the writer (their files are written in worker threads, at most a few at a time, all before the
+    step ends)."""
     run = tmp_path / "run"
     written_when_opened: dict[str, set[str]] = {}
+    finished: set[str] = set()
 
     class WatchedAnswers(AnswersStep):
         def sources(self, context: StepContext, store: StageStore) -> Iterator[Any]:
-            written_when_opened[context.slug] = {p.stem for p in (run / "records").glob("*.parquet")}
+            written_when_opened[context.slug] = set(finished)
             yield from super().sources(context, store)
+
+        def finish(self, context: StepContext, results: list[Any]) -> list[Any]:
+            finished.add(context.slug)
+            return super().finish(context, results)
 
     steps = (*STEPS[:3], WatchedAnswers())
     generate(
