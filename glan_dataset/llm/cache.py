@@ -174,32 +174,31 @@ def cache_keys_encoded(
     return key, pkey
 
 
-def _enable_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
-    """Switch to WAL. SQLite answers "database is locked" at once, without its busy handler, while
-    another process opening the same new database (two shards in one run directory) holds a lock:
-    retry for up to ~10 s."""
-    for attempt in range(attempts):
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or attempt == attempts - 1:
-                raise
-            time.sleep(0.02 + random.random() * 0.08)
-
-
-def _begin_immediate(db: sqlite3.Connection, wait: float = 600.0) -> None:
-    """BEGIN IMMEDIATE, waiting up to ``wait`` seconds: another process may be migrating a large
-    cache (each attempt already waits the busy timeout)."""
+def _execute_when_unlocked(db: sqlite3.Connection, statement: str, wait: float) -> None:
+    """``statement``, tried again for up to ``wait`` seconds while SQLite answers "database is locked"
+    (some locks are refused at once, without the busy handler)."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute(statement)
             return
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02 + random.random() * 0.08)
+
+
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL. SQLite answers "database is locked" at once, without its busy handler, while
+    another process opening the same new database (two shards in one run directory) holds a lock:
+    retry for up to 10 s."""
+    _execute_when_unlocked(db, "PRAGMA journal_mode=WAL", wait=10.0)
+
+
+def _begin_immediate(db: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, waiting up to 600 s: another process may be migrating a large cache (each
+    attempt already waits the busy timeout)."""
+    _execute_when_unlocked(db, "BEGIN IMMEDIATE", wait=600.0)
 
 
 def _upgrade(db: sqlite3.Connection, path: Path) -> None:
