@@ -41,6 +41,7 @@ class DirectTransport:
     def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._base_path = urlsplit(base_url.rstrip("/")).path
+        self._chat_path = self._base_path + "/chat/completions"
         headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
@@ -61,9 +62,7 @@ class DirectTransport:
 
     async def post(self, payload: bytes) -> tuple[bytes, Mapping[str, str]]:
         """(body, headers) of a 2xx answer; raises HTTPStatusFault or one of http1's faults otherwise."""
-        response = await self._pool.request(
-            "POST", self._base_path + "/chat/completions", payload, timeout=self._timeout
-        )
+        response = await self._pool.request("POST", self._chat_path, payload, timeout=self._timeout)
         if response.status >= 300:
             raise HTTPStatusFault(response.status, response.headers, _error_message(response.body))
         return response.body, response.headers
