@@ -72,11 +72,6 @@ def replayed_requests(bodies: list[dict[str, Any]]) -> Iterator[Any]:
 
 
 def child(base_url: str, n: int, concurrency: int, transport: str, bodies_file: str = "") -> dict[str, float]:
-    # the engine imports openai (response formats) and aiohttp (transport) on first use; import them
-    # here so the timed run measures calls, not the one-off import (printed apart as glan --help)
-    import aiohttp  # noqa: F401
-    import openai  # noqa: F401
-
     from glan_dataset import eventloop
     from glan_dataset.llm import ChatRequest, ChatResult, EngineConfig, LLMEngine
 
@@ -165,7 +160,12 @@ def warm_up(base_url: str, run: Callable[[], int]) -> None:
     reset: imports, schema and model building and the first connections are one-off costs, not
     per-call ones (they show in ``glan --help``'s wall time and at the start of a run)."""
     run()
-    urllib.request.urlopen(urllib.request.Request(base_url + "/_reset", data=b"", method="POST")).read()
+    reset_server(base_url)
+
+
+def reset_server(url: str) -> None:
+    """Zero the loopback server's counters (calls, busy time) before a measured run."""
+    urllib.request.urlopen(urllib.request.Request(url + "/_reset", data=b"", method="POST")).read()
 
 
 def timed(n: int, run: Callable[[], int]) -> dict[str, float]:
@@ -254,7 +254,7 @@ def measure(
     bodies_file: str = "",
 ) -> dict[str, float]:
     """One run in a fresh child process, with the server's call count, busy time and CPU for that run."""
-    urllib.request.urlopen(urllib.request.Request(url + "/_reset", data=b"", method="POST")).read()
+    reset_server(url)
     server_cpu = process_cpu(server.pid)
     if transport == "generate":
         result = generate_child(url, questions_per_subject, concurrency)
