@@ -70,10 +70,15 @@ class Origin(NamedTuple):
         return cls(parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
 
     @property
-    def authority(self) -> str:
+    def host_port(self) -> str:
+        """``host:port`` with the port always there (an IPv6 literal in brackets): CONNECT's target."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
+        return f"{host}:{self.port}"
+
+    @property
+    def authority(self) -> str:
+        """``host_port`` without a default port: the Host header and the absolute form."""
+        return self.host_port.removesuffix(":443" if self.scheme == "https" else ":80")
 
 
 class _Connection(asyncio.Protocol):
@@ -225,7 +230,7 @@ class ConnectionPool:
         self._idle: list[_Connection] = []
         self._ssl: ssl.SSLContext | None = None
         self._proxy: Origin | None = None
-        self._absolute = ""  # request-target prefix through an http proxy (absolute form)
+        self._absolute = b""  # request-target prefix through an http proxy (absolute form)
         self._connect_request = b""  # CONNECT through a proxy to an https origin
         fields = {"Host": self.origin.authority, "Accept-Encoding": "gzip, deflate", **headers}
         if proxy:
@@ -244,11 +249,10 @@ class ConnectionPool:
                 token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
                 credentials = f"Proxy-Authorization: Basic {base64.b64encode(token).decode()}\r\n"
             if self.origin.scheme == "http":
-                self._absolute = f"http://{self.origin.authority}"
+                self._absolute = f"http://{self.origin.authority}".encode("latin-1")
                 fields_text = credentials
             else:
-                host = f"[{self.origin.host}]" if ":" in self.origin.host else self.origin.host
-                target = f"{host}:{self.origin.port}"
+                target = self.origin.host_port
                 connect = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{credentials}\r\n"
                 self._connect_request = connect.encode("latin-1")
                 fields_text = ""
@@ -268,7 +272,7 @@ class ConnectionPool:
         """One request with a total deadline of ``timeout`` seconds (connecting included)."""
         head = b"%s %s%s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (
             method.encode(),
-            self._absolute.encode(),
+            self._absolute,
             path.encode(),
             self._header_block,
             len(body),
